@@ -1,0 +1,142 @@
+"""Safe loading of a model artifact from a model directory.
+
+A model directory holds one artifact and, optionally, ``metadata.json`` (written by
+``model_server.train``). Artifacts load by format:
+
+* ``model.skops``: skops, with an explicit list of trusted types; any other type in the
+  file refuses the load. This is the default and recommended format.
+* ``model.joblib`` / ``model.pkl``: pickle-based formats run arbitrary code when loaded, so
+  they load only when the file's SHA-256 equals the configured ``MODEL_SHA256``.
+
+Every refusal raises :class:`ModelLoadError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ARTIFACT_NAMES = ("model.skops", "model.joblib", "model.pkl")
+METADATA_NAME = "metadata.json"
+
+# Types that skops does not trust by default but that scikit-learn's tree ensembles are made
+# of. Anything else must be named in MODEL_TRUSTED_TYPES by the operator.
+DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+
+
+class ModelLoadError(Exception):
+    """The model cannot be served; the message is a one-line reason for the operator."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    sha256: str
+    estimator: Any
+    metadata: dict[str, Any]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_metadata(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / METADATA_NAME
+    if not path.exists():
+        return {}
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    return metadata
+
+
+def find_artifact(model_dir: Path, metadata: dict[str, Any]) -> Path:
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model directory {model_dir} does not exist")
+    named = metadata.get("artifact")
+    if named is not None:
+        if not isinstance(named, str) or Path(named).name != named:
+            raise ModelLoadError(f"metadata 'artifact' must be a file name, got {named!r}")
+        path = model_dir / named
+        if not path.is_file():
+            raise ModelLoadError(f"artifact {path} named in {METADATA_NAME} does not exist")
+        return path
+    for name in ARTIFACT_NAMES:
+        if (model_dir / name).is_file():
+            return model_dir / name
+    raise ModelLoadError(f"no model artifact in {model_dir} (expected one of {', '.join(ARTIFACT_NAMES)})")
+
+
+def load_artifact(model_dir: Path, expected_sha256: str = "", extra_trusted_types: tuple[str, ...] = ()) -> Artifact:
+    """Load and verify the artifact in ``model_dir``; raise ModelLoadError on any refusal."""
+    metadata = read_metadata(model_dir)
+    path = find_artifact(model_dir, metadata)
+    digest = sha256_of(path)
+    if expected_sha256 and digest != expected_sha256:
+        raise ModelLoadError(f"{path.name} has SHA-256 {digest}, but MODEL_SHA256 is {expected_sha256}")
+    recorded = metadata.get("sha256")
+    if recorded and recorded != digest:
+        raise ModelLoadError(f"{path.name} has SHA-256 {digest}, but {METADATA_NAME} records {recorded}")
+
+    if path.suffix == ".skops":
+        estimator = _load_skops(path, DEFAULT_TRUSTED_TYPES + extra_trusted_types)
+    elif path.suffix in (".pkl", ".joblib"):
+        if not expected_sha256:
+            raise ModelLoadError(
+                f"refusing to unpickle {path.name}: pickle can run arbitrary code; set "
+                f"MODEL_SHA256={digest} if you trust this exact file, or convert it to skops"
+            )
+        estimator = _load_pickle(path)
+    else:
+        raise ModelLoadError(f"unsupported artifact format {path.suffix!r}")
+
+    if not callable(getattr(estimator, "predict", None)):
+        raise ModelLoadError(f"{path.name} holds a {type(estimator).__name__}, which has no predict()")
+    return Artifact(path=path, sha256=digest, estimator=estimator, metadata=metadata)
+
+
+def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises a variety of errors on corrupt files
+        raise ModelLoadError(f"{path.name} is not a readable skops file: {_one_line(exc)}") from None
+    refused = sorted(set(untrusted) - set(trusted))
+    if refused:
+        raise ModelLoadError(
+            f"{path.name} contains untrusted types {', '.join(refused)}; "
+            "add them to MODEL_TRUSTED_TYPES only if you trust where the file came from"
+        )
+    try:
+        return skops.io.load(path, trusted=list(untrusted))
+    except Exception as exc:
+        raise ModelLoadError(f"{path.name} could not be loaded: {_one_line(exc)}") from None
+
+
+def _load_pickle(path: Path) -> Any:
+    try:
+        if path.suffix == ".joblib":
+            import joblib
+
+            return joblib.load(path)
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - guarded by the SHA-256 check above
+    except Exception as exc:
+        raise ModelLoadError(f"{path.name} could not be unpickled: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,75 @@
+"""Settings of the model server, read from environment variables only.
+
+Every field maps to an upper-case environment variable of the same name (``MODEL_DIR``,
+``MAX_BATCH_ROWS``, ...). The README's configuration table documents them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Values that appear in examples and must never guard a real deployment.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "example"})
+MIN_API_KEY_LENGTH = 16
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of one model-server process (shared by its gunicorn workers)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    model_dir: Path = Path("/opt/model")
+    model_name: str = ""
+    model_version: str = ""
+    model_sha256: str = ""
+    model_trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    max_batch_rows: int = Field(default=1024, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    drift_max_features: int = Field(default=32, ge=0)
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    log_level: str = "info"
+
+    @field_validator("model_trusted_types", "api_keys", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("model_sha256")
+    @classmethod
+    def _sha256_hex(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+            raise ValueError("MODEL_SHA256 must be 64 hexadecimal characters")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _refuse_weak_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_API_KEY_LENGTH:
+                raise ValueError(
+                    f"every API key must be at least {MIN_API_KEY_LENGTH} characters and not a "
+                    "placeholder (generate one with: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')"
+                )
+        return keys
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be one of debug, info, warning, error, critical")
+        return value

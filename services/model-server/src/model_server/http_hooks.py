@@ -1,0 +1,63 @@
+"""Per-request bookkeeping: request id, request metrics and the JSON access log.
+
+nginx creates ``X-Request-ID`` (or passes the client's); the server adopts a well-formed one,
+generates one otherwise, logs it with every line and returns it in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from . import metrics
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+UNMATCHED_ROUTE = "<unmatched>"
+# Polled every few seconds by Docker, Prometheus and load balancers: logged at debug only.
+QUIET_ROUTES = frozenset({"/metrics", "/v2/health/live", "/v2/health/ready"})
+
+access_log = logging.getLogger("model_server.access")
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.start = time.perf_counter()
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _SAFE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        if not (request.url_rule and request.url_rule.rule == "/metrics"):  # a scrape is not traffic
+            metrics.IN_FLIGHT.inc()
+            g.in_flight = True
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        elapsed = time.perf_counter() - g.get("start", time.perf_counter())
+        if route != "/metrics":
+            metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+            metrics.REQUEST_DURATION.labels(route, request.method).observe(elapsed)
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        access_log.log(
+            logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 3),
+                "remote_addr": request.headers.get("X-Real-IP", request.remote_addr),
+                "bytes_in": request.content_length or 0,
+            },
+        )
+        return response
+
+    @app.teardown_request
+    def _end(_exc: BaseException | None) -> None:
+        if g.pop("in_flight", False):
+            metrics.IN_FLIGHT.dec()

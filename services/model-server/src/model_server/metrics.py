@@ -1,0 +1,104 @@
+"""Prometheus metrics of the model server.
+
+Under gunicorn every worker is its own process, so the metrics use prometheus_client's
+multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is set before start (the image sets it) and
+wiped at start (``gunicorn.conf.py``), each worker writes its own files, ``/metrics`` sums them,
+and ``child_exit`` marks dead workers so their live gauges disappear. Without that variable
+(tests, the Flask dev server) the default single-process registry is used.
+
+Label values are bounded: routes are URL rules (never raw paths), statuses are HTTP codes,
+classes and features come from the loaded model (features capped by DRIFT_MAX_FEATURES).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+PREFIX = "model_server"
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ROW_BUCKETS = tuple(float(2**i) for i in range(11))  # 1 .. 1024
+# Fine around 0..10 (where standardised and many raw features live), coarse beyond.
+FEATURE_BUCKETS = (-100, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 5.5, 6,
+                   6.5, 7, 7.5, 8, 10, 20, 50, 100, 1000)  # fmt: skip
+
+REQUESTS = Counter(
+    f"{PREFIX}_requests",
+    "HTTP requests handled, by route (URL rule), method and status code.",
+    ["route", "method", "status"],
+)
+REQUEST_DURATION = Histogram(
+    f"{PREFIX}_request_duration_seconds",
+    "Time from request start to response, by route and method.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    f"{PREFIX}_requests_in_flight",
+    "Requests being handled right now, summed over the worker processes.",
+    multiprocess_mode="livesum",
+)
+REQUEST_ROWS = Histogram(
+    f"{PREFIX}_request_rows",
+    "Rows (samples) per inference request.",
+    ["route"],
+    buckets=ROW_BUCKETS,
+)
+INFERENCE_DURATION = Histogram(
+    f"{PREFIX}_inference_duration_seconds",
+    "Time spent in one model call (one batch).",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
+)
+PREDICTIONS = Counter(
+    f"{PREFIX}_predictions",
+    "Predicted class labels.",
+    ["model", "class"],
+)
+MODEL_INFO = Gauge(
+    f"{PREFIX}_model_info",
+    "The model being served (value is always 1).",
+    ["model", "version", "sha256", "runtime"],
+    multiprocess_mode="livemax",
+)
+MODEL_READY = Gauge(
+    f"{PREFIX}_model_ready",
+    "1 once the model is loaded and a warm-up prediction succeeded.",
+    ["model"],
+    multiprocess_mode="livemax",
+)
+FEATURE_TRAINING_MEAN = Gauge(
+    f"{PREFIX}_feature_training_mean",
+    "Mean of each input feature in the training data (reference for drift).",
+    ["model", "feature"],
+    multiprocess_mode="livemax",
+)
+
+
+FEATURE_VALUE = Histogram(
+    f"{PREFIX}_feature_value",
+    "Input values per feature (a sample of each request's rows), for drift panels.",
+    ["model", "feature"],
+    buckets=FEATURE_BUCKETS,
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics of every worker of this replica, in the Prometheus text format."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST

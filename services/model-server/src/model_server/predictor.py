@@ -1,0 +1,158 @@
+"""The loaded model: what it expects, what it returns, and one call that predicts.
+
+:class:`Predictor` wraps a fitted scikit-learn estimator with the description the API needs
+(name, version, feature and class names) and records the model-side metrics of every call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .artifact import Artifact, ModelLoadError
+
+DRIFT_SAMPLE_ROWS = 32  # rows of each request observed in the feature histograms
+MAX_CLASS_LABELS = 50  # more classes than this share one "other" metric label
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    name: str
+    version: str
+    sha256: str
+    runtime: str
+    estimator: str
+    feature_names: tuple[str, ...]
+    classes: tuple[Any, ...] | None  # the estimator's classes_, in predict_proba column order
+    class_names: tuple[str, ...] | None  # a readable name per class, same order
+    has_probabilities: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+
+class Predictor:
+    """A fitted estimator ready to serve; thread-safe for concurrent ``predict`` calls."""
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        name: str = "",
+        version: str = "",
+        drift_max_features: int = 32,
+    ) -> None:
+        self._estimator = artifact.estimator
+        self.description = describe(artifact, name, version)
+        d = self.description
+        self._ready = False
+        self._inference_seconds = metrics.INFERENCE_DURATION.labels(d.name)
+        self._feature_values = [
+            metrics.FEATURE_VALUE.labels(d.name, feature) for feature in d.feature_names[:drift_max_features]
+        ]
+        self._class_counters: dict[Any, Any] = {}
+        if d.classes is not None:
+            names = d.class_names if len(d.classes) <= MAX_CLASS_LABELS else ("other",) * len(d.classes)
+            for cls, label in zip(d.classes, names, strict=True):
+                self._class_counters[_key(cls)] = metrics.PREDICTIONS.labels(d.name, label)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def warm_up(self) -> None:
+        """One prediction on a typical row; the model is ready only if it succeeds."""
+        d = self.description
+        means = d.metadata.get("feature_means")
+        row = np.asarray(means if _is_row(means, d.n_features) else [0.0] * d.n_features, dtype=np.float64)
+        try:
+            self._call(row.reshape(1, -1), with_probabilities=d.has_probabilities)
+        except Exception as exc:
+            raise ModelLoadError(f"warm-up prediction failed: {type(exc).__name__}: {exc}") from None
+        self._ready = True
+        metrics.MODEL_INFO.labels(d.name, d.version, d.sha256, d.runtime).set(1)
+        metrics.MODEL_READY.labels(d.name).set(1)
+        if _is_row(means, d.n_features):
+            for feature, mean in zip(d.feature_names[: len(self._feature_values)], means, strict=False):
+                metrics.FEATURE_TRAINING_MEAN.labels(d.name, feature).set(float(mean))
+
+    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        """Predict a validated ``(n_rows, n_features)`` float matrix and record metrics."""
+        start = time.perf_counter()
+        prediction = self._call(rows, with_probabilities)
+        self._inference_seconds.observe(time.perf_counter() - start)
+        self._observe(rows, prediction.labels)
+        return prediction
+
+    def _call(self, rows: np.ndarray, with_probabilities: bool) -> Prediction:
+        labels = np.asarray(self._estimator.predict(rows))
+        if with_probabilities and self.description.has_probabilities:
+            return Prediction(labels=labels, probabilities=self._estimator.predict_proba(rows))
+        return Prediction(labels=labels)
+
+    def _observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
+        sample = rows[:DRIFT_SAMPLE_ROWS]
+        for column, histogram in enumerate(self._feature_values):
+            for value in sample[:, column]:
+                histogram.observe(float(value))
+        if self._class_counters:
+            values, counts = np.unique(labels, return_counts=True)
+            for value, count in zip(values, counts, strict=True):
+                counter = self._class_counters.get(_key(value))
+                if counter is not None:
+                    counter.inc(int(count))
+
+
+def describe(artifact: Artifact, name: str = "", version: str = "") -> ModelDescription:
+    """Derive what the API needs from the estimator, preferring the recorded metadata."""
+    estimator, meta = artifact.estimator, artifact.metadata
+    n_features = getattr(estimator, "n_features_in_", None)
+    for key in ("feature_names", "class_names"):
+        if meta.get(key) is not None and not isinstance(meta[key], list):
+            raise ModelLoadError(f"metadata '{key}' must be an array of names, got {type(meta[key]).__name__}")
+    feature_names = meta.get("feature_names") or list(getattr(estimator, "feature_names_in_", []))
+    if not feature_names and n_features:
+        feature_names = [f"x{i}" for i in range(int(n_features))]
+    if not feature_names:
+        raise ModelLoadError("cannot tell how many features the model takes (no n_features_in_)")
+    if n_features is not None and len(feature_names) != int(n_features):
+        raise ModelLoadError(f"metadata lists {len(feature_names)} feature names but the model takes {n_features}")
+
+    classes = getattr(estimator, "classes_", None)
+    class_names = None
+    if classes is not None:
+        classes = tuple(np.asarray(classes).tolist())
+        recorded = meta.get("class_names")
+        class_names = tuple(str(n) for n in (recorded if recorded and len(recorded) == len(classes) else classes))
+    # An estimator's class name is a safe, bounded label for the runtime in use.
+    return ModelDescription(
+        name=name or str(meta.get("name") or artifact.path.parent.name or "model"),
+        version=version or str(meta.get("version") or "1"),
+        sha256=artifact.sha256,
+        runtime="sklearn",
+        estimator=type(estimator).__name__,
+        feature_names=tuple(str(f) for f in feature_names),
+        classes=classes,
+        class_names=class_names,
+        has_probabilities=classes is not None and callable(getattr(estimator, "predict_proba", None)),
+        metadata=meta,
+    )
+
+
+def _key(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _is_row(value: Any, n: int) -> bool:
+    return isinstance(value, list) and len(value) == n and all(isinstance(v, int | float) for v in value)

@@ -1,0 +1,212 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every endpoint.
+
+V2 schemas come from the same pydantic models that validate requests, so the document cannot
+drift from what the server accepts.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+from .v2_schema import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
+
+bp = Blueprint("openapi", __name__)
+
+_REF = "#/components/schemas/{model}"
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi_document())
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(model=name)}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed JSON",
+        401: "Missing or invalid API key (only when API_KEYS is set)",
+        404: "Unknown model or version",
+        413: "Body or row count over the limit",
+        422: "Well-formed JSON that is not a valid request (shape, feature count, types, NaN/inf)",
+        503: "Model not ready",
+    }
+    return {str(c): {"description": text[c], "content": _json(_ref("ErrorBody"))} for c in codes}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"200": {"description": description, "content": _json(schema)}}
+
+
+_MODEL_PARAMS = [
+    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+]
+_VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+
+_PREDICT_REQUEST = {
+    "type": "object",
+    "required": ["features"],
+    "properties": {
+        "features": {
+            "description": "One row of numbers, or an array of rows",
+            "oneOf": [
+                {"type": "array", "items": {"type": "number"}, "minItems": 1},
+                {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+                    "minItems": 1,
+                },
+            ],
+        },
+        "return_probabilities": {"type": "boolean", "default": False},
+    },
+    "example": {"features": [5.1, 3.5, 1.4, 0.2]},
+}
+_PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["prediction"],
+    "properties": {
+        "prediction": {"type": "array", "description": "One label per row"},
+        "probabilities": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        "classes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def _model_paths(suffix: str, operation: dict[str, Any], method: str) -> dict[str, Any]:
+    base = "/v2/models/{name}"
+    return {
+        f"{base}{suffix}": {method: {**operation, "parameters": _MODEL_PARAMS}},
+        f"{base}/versions/{{version}}{suffix}": {
+            method: {**operation, "operationId": operation["operationId"] + "_version",
+                     "parameters": [*_MODEL_PARAMS, _VERSION_PARAM]},
+        },
+    }  # fmt: skip
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in (InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata, ErrorBody)],
+        ref_template=_REF,
+    )
+    security = [{"apiKey": []}, {}]
+    paths: dict[str, Any] = {
+        "/predict": {
+            "post": {
+                "operationId": "predict",
+                "summary": "Predict one or several rows (the tutorial's API)",
+                "security": security,
+                "requestBody": {"required": True, "content": _json(_PREDICT_REQUEST)},
+                "responses": {**_ok("Predictions", _PREDICT_RESPONSE), **_errors(400, 401, 413, 422)},
+            }
+        },
+        "/v2": {
+            "get": {
+                "operationId": "server_metadata",
+                "summary": "V2 server metadata",
+                "security": security,
+                "responses": {**_ok("Server metadata", _ref("ServerMetadata")), **_errors(401)},
+            }
+        },
+        "/v2/health/live": {
+            "get": {
+                "operationId": "server_live",
+                "summary": "Liveness: the process answers",
+                "responses": _ok("Live", {"type": "object", "properties": {"live": {"type": "boolean"}}}),
+            }
+        },
+        "/v2/health/ready": {
+            "get": {
+                "operationId": "server_ready",
+                "summary": "Readiness: model loaded and warmed up",
+                "responses": {
+                    **_ok("Ready", {"type": "object", "properties": {"ready": {"type": "boolean"}}}),
+                    **_errors(503),
+                },
+            }
+        },
+        **_model_paths(
+            "",
+            {
+                "operationId": "model_metadata",
+                "summary": "V2 model metadata",
+                "security": security,
+                "responses": {**_ok("Model metadata", _ref("ModelMetadata")), **_errors(401, 404)},
+            },
+            "get",
+        ),
+        **_model_paths(
+            "/ready",
+            {
+                "operationId": "model_ready",
+                "summary": "V2 model readiness",
+                "security": security,
+                "responses": {
+                    **_ok(
+                        "Ready",
+                        {"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
+                    ),
+                    **_errors(401, 404, 503),
+                },
+            },
+            "get",
+        ),
+        **_model_paths(
+            "/infer",
+            {
+                "operationId": "model_infer",
+                "summary": "V2 inference (JSON, or the binary tensor data extension)",
+                "security": security,
+                "requestBody": {"required": True, "content": _json(_ref("InferenceRequest"))},
+                "responses": {**_ok("Inference result", _ref("InferenceResponse")), **_errors(400, 401, 404, 413, 422)},
+            },
+            "post",
+        ),
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics of every worker of this replica (not exposed through nginx)",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": security,
+                "responses": _ok("OpenAPI document", {"type": "object"}),
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Model server",
+            "version": __version__,
+            "description": "scikit-learn model serving: the tutorial's /predict and the Open Inference Protocol V2.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "Only when API_KEYS is set"}
+            },
+        },
+    }

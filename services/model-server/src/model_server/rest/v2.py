@@ -1,0 +1,222 @@
+"""Open Inference Protocol V2 endpoints, as MLServer, KServe and Triton serve them.
+
+Supports the JSON tensor format and the binary tensor data extension (what ``tritonclient``
+sends by default): a JSON header of ``Inference-Header-Content-Length`` bytes followed by raw
+little-endian tensors. The model takes one input tensor of shape ``[rows, n_features]`` and
+has outputs ``predict`` (labels) and, for classifiers, ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, Response, g, jsonify, request
+from pydantic import ValidationError
+
+from .. import __version__
+from ..errors import bad_request, not_found, unprocessable
+from ..predictor import ModelDescription, Prediction
+from ..state import infer, server_state
+from ..validation import flatten, json_object, matrix_from_tensor, numbers_from_values
+from .v2_schema import (
+    NUMERIC_DATATYPES,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    RequestInput,
+    ResponseOutput,
+    ServerMetadata,
+    TensorMetadata,
+)
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+INPUT_NAME = "input-0"
+OUTPUT_LABELS = "predict"
+OUTPUT_PROBABILITIES = "predict_proba"
+_BYTE_COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts '²'
+
+
+@bp.get("")
+def server_metadata() -> Response:
+    body = ServerMetadata(name="model-server", version=__version__, extensions=["binary_tensor_data"])
+    return jsonify(body.model_dump())
+
+
+@bp.get("/health/live")
+def live() -> Response:
+    return jsonify(live=True)
+
+
+@bp.get("/health/ready")
+def ready() -> tuple[Response, int]:
+    is_ready = server_state().predictor.ready
+    return jsonify(ready=is_ready), 200 if is_ready else 503
+
+
+@bp.get("/models/<name>")
+@bp.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> Response:
+    model = _model(name, version)
+    outputs = [TensorMetadata(name=OUTPUT_LABELS, datatype=_datatype(model), shape=[-1])]
+    if model.has_probabilities:
+        outputs.append(TensorMetadata(name=OUTPUT_PROBABILITIES, datatype="FP64", shape=[-1, len(model.classes or ())]))
+    body = ModelMetadata(
+        name=model.name,
+        versions=[model.version],
+        platform="sklearn",
+        inputs=[TensorMetadata(name=INPUT_NAME, datatype="FP64", shape=[-1, model.n_features])],
+        outputs=outputs,
+        parameters={
+            "estimator": model.estimator,
+            "runtime": model.runtime,
+            "sha256": model.sha256,
+            "feature_names": list(model.feature_names),
+            "class_names": list(model.class_names or ()),
+            **{k: model.metadata[k] for k in ("created", "sklearn_version", "metrics") if k in model.metadata},
+        },
+    )
+    return jsonify(body.model_dump())
+
+
+@bp.get("/models/<name>/ready")
+@bp.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None) -> tuple[Response, int]:
+    model = _model(name, version)
+    is_ready = server_state().predictor.ready
+    return jsonify(name=model.name, ready=is_ready), 200 if is_ready else 503
+
+
+@bp.post("/models/<name>/infer")
+@bp.post("/models/<name>/versions/<version>/infer")
+def model_infer(name: str, version: str | None = None) -> Response:
+    model = _model(name, version)
+    payload, binary = _read_request()
+    try:
+        req = InferenceRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise unprocessable(_first_error(exc)) from None
+    if len(req.inputs) != 1:
+        raise unprocessable(
+            f"expected exactly one input tensor of shape [rows, {model.n_features}], got {len(req.inputs)}"
+        )
+
+    wanted = [o.name for o in req.outputs] if req.outputs else [OUTPUT_LABELS]
+    known = {OUTPUT_LABELS} | ({OUTPUT_PROBABILITIES} if model.has_probabilities else set())
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise unprocessable(f"unknown output {unknown[0]!r}; this model has {', '.join(sorted(known))}")
+
+    rows = _input_rows(req.inputs[0], binary, model)
+    prediction = infer(rows, with_probabilities=OUTPUT_PROBABILITIES in wanted)
+    outputs = [_output(n, prediction, model) for n in wanted]
+    response = InferenceResponse(
+        model_name=model.name, model_version=model.version, id=req.id or g.request_id, outputs=outputs
+    )
+    if _binary_outputs_wanted(req):
+        return _binary_response(response)
+    return jsonify(response.model_dump(exclude_none=True))
+
+
+def _model(name: str, version: str | None) -> ModelDescription:
+    model = server_state().predictor.description
+    if name != model.name:
+        raise not_found(f"model '{name}' not found; this server serves '{model.name}'")
+    if version is not None and version != model.version:
+        raise not_found(f"model '{name}' has no version '{version}'; it serves version '{model.version}'")
+    return model
+
+
+def _read_request() -> tuple[dict[str, Any], bytes | None]:
+    header_length = request.headers.get(HEADER_LENGTH)
+    if header_length is None:
+        return json_object(), None
+    raw = request.get_data(cache=True)
+    if not _BYTE_COUNT.fullmatch(header_length) or int(header_length) > len(raw):
+        raise bad_request(f"{HEADER_LENGTH} must be a byte count within the body")
+    size = int(header_length)
+    try:
+        payload = json.loads(raw[:size])
+    except (ValueError, RecursionError) as exc:  # ValueError: also integers over 4300 digits
+        raise bad_request(f"inference header is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise unprocessable("inference header must be a JSON object")
+    return payload, raw[size:]
+
+
+def _input_rows(tensor: RequestInput, binary: bytes | None, model: ModelDescription) -> np.ndarray:
+    where = f"inputs[0] ({tensor.name})"
+    dtype = NUMERIC_DATATYPES.get(tensor.datatype)
+    if dtype is None:
+        raise unprocessable(f"{where}: datatype {tensor.datatype!r} is not numeric; use FP32, FP64 or an INT type")
+    if any(d < 0 for d in tensor.shape):
+        raise unprocessable(f"{where}: shape {tensor.shape} has a negative dimension")
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is not None:
+        if binary is None or not isinstance(size, int) or size != len(binary):
+            raise bad_request(f"{where}: binary_data_size does not match the binary part of the body")
+        if size % dtype.itemsize:
+            raise unprocessable(f"{where}: {size} bytes is not a whole number of {tensor.datatype} values")
+        values = np.frombuffer(binary, dtype=dtype)
+    elif tensor.data is None:
+        raise unprocessable(f"{where}: has neither 'data' nor binary data")
+    else:
+        values = numbers_from_values(flatten(tensor.data, f"{where}.data"), f"{where}.data")
+    max_rows = server_state().settings.max_batch_rows
+    return matrix_from_tensor(values, tensor.shape, model.n_features, max_rows, where)
+
+
+def _output(name: str, prediction: Prediction, model: ModelDescription) -> ResponseOutput:
+    if name == OUTPUT_PROBABILITIES:
+        probabilities = prediction.probabilities
+        assert probabilities is not None  # requested, and the model has them (checked above)
+        return ResponseOutput(
+            name=name, shape=list(probabilities.shape), datatype="FP64", data=probabilities.ravel().tolist()
+        )
+    labels = prediction.labels
+    data = labels.tolist() if labels.dtype.kind in "iufb" else [str(v) for v in labels.tolist()]
+    return ResponseOutput(name=name, shape=list(labels.shape), datatype=_datatype(model, labels), data=data)
+
+
+def _datatype(model: ModelDescription, labels: np.ndarray | None = None) -> str:
+    kind = labels.dtype.kind if labels is not None else np.asarray(model.classes or [0.0]).dtype.kind
+    return {"i": "INT64", "u": "UINT64", "f": "FP64", "b": "BOOL"}.get(kind, "BYTES")
+
+
+def _binary_outputs_wanted(req: InferenceRequest) -> bool:
+    if req.outputs:
+        return any((o.parameters or {}).get("binary_data") is True for o in req.outputs)
+    return (req.parameters or {}).get("binary_data_output") is True
+
+
+def _binary_response(response: InferenceResponse) -> Response:
+    chunks = []
+    for output in response.outputs:
+        raw = _tensor_bytes(output)
+        output.parameters = {**(output.parameters or {}), "binary_data_size": len(raw)}
+        output.data = None
+        chunks.append(raw)
+    header = json.dumps(response.model_dump(exclude_none=True), separators=(",", ":")).encode()
+    return Response(
+        header + b"".join(chunks),
+        content_type="application/octet-stream",
+        headers={HEADER_LENGTH: str(len(header))},
+    )
+
+
+def _tensor_bytes(output: ResponseOutput) -> bytes:
+    if output.datatype == "BYTES":
+        parts = [s.encode() for s in output.data or []]
+        return b"".join(len(p).to_bytes(4, "little") + p for p in parts)
+    dtype = NUMERIC_DATATYPES.get(output.datatype, np.dtype("?"))
+    return np.asarray(output.data, dtype=dtype).tobytes()
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in error["loc"]) or "body"
+    return f"{where}: {error['msg']}"

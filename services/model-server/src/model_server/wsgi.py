@@ -1,0 +1,33 @@
+"""The WSGI entry point for gunicorn: ``model_server.wsgi:app``.
+
+A model that cannot be served (missing, corrupt, untrusted, failing its warm-up) or invalid
+settings end the process with exit code 3 and a one-line reason, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from .app import create_app
+from .artifact import ModelLoadError
+from .logs import configure_logging
+
+EXIT_CANNOT_SERVE = 3
+
+
+def _refuse(reason: str) -> None:
+    configure_logging("INFO")
+    logging.getLogger("model_server").critical(reason)
+    sys.exit(EXIT_CANNOT_SERVE)
+
+
+try:
+    app = create_app()
+except ModelLoadError as exc:
+    _refuse(f"cannot serve the model: {exc}")
+except ValidationError as exc:
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+    _refuse(f"invalid configuration: {problems}")

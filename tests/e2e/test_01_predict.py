@@ -1,0 +1,42 @@
+"""The tutorial's request, through nginx, exactly as the tutorial sends it."""
+
+import re
+
+import requests
+
+from .stack import Stack
+
+
+def test_tutorial_curl_through_nginx(stack: Stack) -> None:
+    response = requests.post(
+        f"{stack.nginx_url}/predict",
+        data='{"features": [1, 2, 3, 4]}',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"prediction"}
+    assert len(body["prediction"]) == 1 and body["prediction"][0] in (0, 1, 2)
+    assert response.headers["Content-Type"].startswith("application/json")
+
+
+def test_request_id_created_by_nginx_and_echoed(stack: Stack) -> None:
+    response = requests.post(f"{stack.nginx_url}/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}, timeout=10)
+    assert response.status_code == 200
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+    assert "," not in response.headers["X-Request-ID"], "the request id must be sent once"
+    mine = "trace-42.abc"
+    response = requests.post(
+        f"{stack.nginx_url}/predict",
+        json={"features": [5.1, 3.5, 1.4, 0.2]},
+        headers={"X-Request-ID": mine},
+        timeout=10,
+    )
+    assert response.headers["X-Request-ID"] == mine
+
+
+def test_replica_header_names_a_replica(stack: Stack) -> None:
+    response = requests.post(f"{stack.nginx_url}/predict", json={"features": [6.3, 3.3, 6.0, 2.5]}, timeout=10)
+    upstream = response.headers["X-Upstream-Addr"].split(",")[-1].strip()
+    assert upstream.removesuffix(":8000") in stack.replica_ips()

@@ -1,0 +1,74 @@
+"""The compose file is valid and keeps the stack's production rules."""
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.e2e.stack import COMPOSE_FILE, ROOT
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "--format", "yaml"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"docker compose config failed:\n{result.stderr}"
+    return yaml.safe_load(result.stdout)
+
+
+def test_config_quiet_passes() -> None:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "version" not in yaml.safe_load(COMPOSE_FILE.read_text()), "the Compose specification has no version key"
+
+
+def test_images_pinned(config: dict) -> None:
+    for name, service in config["services"].items():
+        image = service["image"]
+        tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
+        assert re.search(r"\d+\.\d+", tag), f"{name}: image {image} is not pinned to a version"
+
+
+def test_only_nginx_on_all_interfaces(config: dict) -> None:
+    for name, service in config["services"].items():
+        for port in service.get("ports", []):
+            if name == "nginx":
+                assert port.get("host_ip") in (None, "", "0.0.0.0"), port
+            else:
+                assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond loopback"
+    assert "ports" not in config["services"]["model"]
+
+
+def test_every_service_has_healthcheck_and_hardening(config: dict) -> None:
+    for name, service in config["services"].items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_model_service(config: dict) -> None:
+    model = config["services"]["model"]
+    assert model["read_only"] is True
+    assert any(t.startswith("/tmp") for t in model["tmpfs"])
+    assert model["deploy"]["replicas"] == 3
+    assert model["deploy"]["resources"]["limits"]["memory"]
+    gunicorn = (ROOT / "services/model-server/gunicorn.conf.py").read_text()
+    graceful = int(re.search(r'GUNICORN_GRACEFUL_TIMEOUT", "(\d+)"', gunicorn).group(1))
+    grace = model["stop_grace_period"]
+    assert int(grace.rstrip("s")) >= graceful, f"stop_grace_period {grace} < gunicorn graceful timeout {graceful}s"
+
+
+def test_start_order_waits_for_health(config: dict) -> None:
+    services = config["services"]
+    assert services["nginx"]["depends_on"]["model"]["condition"] == "service_healthy"
+    assert services["nginx-exporter"]["depends_on"]["nginx"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
