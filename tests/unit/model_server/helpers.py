@@ -1,0 +1,83 @@
+"""Assertions and small utilities shared by the model server's unit tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from model_server.config import Settings
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from pythonjsonlogger.json import JsonFormatter
+from werkzeug.test import TestResponse
+
+MODEL = "iris-rf"
+INFER = f"/v2/models/{MODEL}/infer"
+# The environment variables Settings reads (kept out of the tests' processes and subprocesses).
+SETTINGS_ENV = tuple(name.upper() for name in Settings.model_fields)
+
+
+def assert_error(response: TestResponse, status: int, *fragments: str) -> str:
+    """The response is ``{"error": "..."}`` as JSON with ``status``; the message names each fragment."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = json.loads(response.get_data())
+    assert set(body) == {"error"}, body
+    message = body["error"]
+    assert isinstance(message, str)
+    assert message
+    for fragment in fragments:
+        assert fragment.lower() in message.lower(), f"{fragment!r} not in {message!r}"
+    return message
+
+
+def sample(name: str, **labels: str) -> float:
+    """A sample of the in-process default registry (0 when the labelled child does not exist yet)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus text exposition -> {(sample name, sorted labels): value}."""
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def scraped(samples: dict, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def v2_input(data: Any, shape: list[int], datatype: str = "FP64", name: str = "input-0") -> dict[str, Any]:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Capture what the JSON handler installed by ``create_app`` writes; yields a reader of the lines.
+
+    The handler itself is kept (its formatter and request-id filter are what is under test);
+    only its stream is swapped for a buffer.
+    """
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)]
+    assert len(handlers) == 1, "create_app installs exactly one JSON handler on the root logger"
+    handler = handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
+    finally:
+        handler.setStream(previous)

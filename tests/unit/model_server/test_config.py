@@ -1,0 +1,116 @@
+"""Settings come from environment variables; weak secrets and malformed digests are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from model_server.config import MIN_API_KEY_LENGTH, PLACEHOLDER_SECRETS, Settings
+from pydantic import ValidationError
+
+GOOD_KEY = "k" * MIN_API_KEY_LENGTH
+
+
+def test_defaults() -> None:
+    settings = Settings()
+
+    assert settings.model_dir == Path("/opt/model")
+    assert settings.model_sha256 == ""
+    assert settings.model_trusted_types == []
+    assert settings.api_keys == []
+    assert settings.max_batch_rows == 1024
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.log_level == "INFO"
+
+
+def test_every_field_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env = {
+        "MODEL_DIR": str(tmp_path),
+        "MODEL_NAME": "flowers",
+        "MODEL_VERSION": "7",
+        "MODEL_SHA256": "AB" * 32,
+        "MODEL_TRUSTED_TYPES": " a.B , c.D,, ",
+        "MAX_BATCH_ROWS": "12",
+        "MAX_BODY_BYTES": "2048",
+        "DRIFT_MAX_FEATURES": "3",
+        "API_KEYS": f"{GOOD_KEY}, {'z' * 40} ,",
+        "LOG_LEVEL": "debug",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    settings = Settings()
+
+    assert settings.model_dir == tmp_path
+    assert (settings.model_name, settings.model_version) == ("flowers", "7")
+    assert settings.model_sha256 == "ab" * 32, "normalised to lower case"
+    assert settings.model_trusted_types == ["a.B", "c.D"]
+    assert (settings.max_batch_rows, settings.max_body_bytes, settings.drift_max_features) == (12, 2048, 3)
+    assert settings.api_keys == [GOOD_KEY, "z" * 40]
+    assert settings.log_level == "DEBUG"
+
+
+def test_lower_case_variable_names_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("max_batch_rows", "9")
+
+    assert Settings().max_batch_rows == 9
+
+
+def test_unrelated_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_COLOUR", "blue")
+
+    Settings()
+
+
+def test_api_keys_are_not_in_the_repr() -> None:
+    assert GOOD_KEY not in repr(Settings(api_keys=[GOOD_KEY]))
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        Settings().max_batch_rows = 5  # type: ignore[misc]
+
+
+def field_error(**env: str) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**env)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["short", "k" * (MIN_API_KEY_LENGTH - 1), *sorted(PLACEHOLDER_SECRETS), "CHANGEME"])
+def test_weak_api_keys_are_refused(key: str) -> None:
+    assert f"at least {MIN_API_KEY_LENGTH} characters" in field_error(api_keys=[GOOD_KEY, key])
+
+
+def test_weak_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEYS", f"{GOOD_KEY},changeme")
+
+    with pytest.raises(ValidationError, match="api_keys"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["abc", "a" * 63, "a" * 65, "g" * 64, "sha256:" + "a" * 57, "a" * 32 + " " + "a" * 31],
+)
+def test_malformed_sha256_is_refused(digest: str) -> None:
+    assert "MODEL_SHA256 must be 64 hexadecimal characters" in field_error(model_sha256=digest)
+
+
+def test_sha256_is_trimmed_and_lowered() -> None:
+    assert Settings(model_sha256=f"  {'AbC1' * 16}\n").model_sha256 == "abc1" * 16
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("max_batch_rows", "0"), ("max_body_bytes", "1023"), ("drift_max_features", "-1"), ("max_batch_rows", "many")],
+)
+def test_limits_are_validated(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> None:
+    monkeypatch.setenv(field.upper(), value)
+
+    with pytest.raises(ValidationError, match=field):
+        Settings()
+
+
+def test_unknown_log_level_is_refused() -> None:
+    assert "LOG_LEVEL must be one of" in field_error(log_level="verbose")

@@ -1,0 +1,361 @@
+"""The real server: gunicorn with gunicorn.conf.py (gthread workers, preload, multiprocess metrics).
+
+Checks what only a multi-process server shows: counters summed exactly over the workers, the
+metrics directory wiped at start (a stale file of an earlier run is pre-filled with counts that
+would show), the gauges of a killed worker dropped, and a graceful shutdown on SIGTERM that
+finishes the requests in flight.
+
+Requests are held "in flight" deterministically by sending their headers and half their body:
+the app has started handling them (the in-flight gauge counts them) and is blocked reading the
+rest, which the test sends when it chooses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+from .helpers import MODEL, SETTINGS_ENV, free_port, scrape, scraped
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn runs on Unix only")
+
+REPO = Path(__file__).resolve().parents[3]
+CONFIG = REPO / "services" / "model-server" / "gunicorn.conf.py"
+MAX_BATCH_ROWS = 4000
+STALE_PID = 999_999  # a worker of a fake earlier run
+STALE_PREDICT_COUNT = 1000.0
+STALE_IN_FLIGHT = 7.0
+PREDICT_200 = {"method": "POST", "route": "/predict", "status": "200"}
+
+
+@dataclass
+class Gunicorn:
+    proc: subprocess.Popen[bytes]
+    port: int
+    metrics_dir: Path
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_records(self) -> list[dict]:
+        records = []
+        for line in self.log().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):  # a worker's traceback would not be JSON
+                records.append(json.loads(line))
+        return records
+
+    def worker_pids(self) -> list[int]:
+        """Every worker pid gunicorn booted, in order."""
+        prefix = "Booting worker with pid: "
+        return [int(r["message"][len(prefix) :]) for r in self.log_records() if r["message"].startswith(prefix)]
+
+    def metrics(self) -> dict:
+        response = requests.get(self.url("/metrics"), timeout=10)
+        assert response.status_code == 200
+        return scrape(response.text)
+
+
+def write_stale_metrics(metrics_dir: Path) -> None:
+    """Files an earlier run could have left: counts that must not be summed into this run's."""
+    labels = (["route", "method", "status"], ["/predict", "POST", "200"])
+    counter = MmapedDict(str(metrics_dir / f"counter_{STALE_PID}.db"))
+    key = mmap_key("model_server_requests", "model_server_requests_total", *labels, "stale")
+    counter.write_value(key, STALE_PREDICT_COUNT, 0.0)
+    counter.close()
+    gauge = MmapedDict(str(metrics_dir / f"gauge_livesum_{STALE_PID}.db"))
+    key = mmap_key("model_server_requests_in_flight", "model_server_requests_in_flight", [], [], "stale")
+    gauge.write_value(key, STALE_IN_FLIGHT, 0.0)
+    gauge.close()
+
+
+def start(tmp_path: Path, model_dir: Path, **env: str) -> Gunicorn:
+    port = free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    write_stale_metrics(metrics_dir)
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k.upper() not in {*SETTINGS_ENV, "PROMETHEUS_MULTIPROC_DIR", "PORT", "WEB_CONCURRENCY"}
+        and not k.startswith(("GUNICORN_", "_MODEL_SERVER"))
+    }
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "model_server.wsgi:app"],
+            env={
+                **inherited,
+                "PORT": str(port),
+                "WEB_CONCURRENCY": "2",
+                "GUNICORN_THREADS": "4",
+                "GUNICORN_GRACEFUL_TIMEOUT": "20",
+                "MODEL_DIR": str(model_dir),
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                "MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
+                "MAX_BODY_BYTES": str(4 * 1024 * 1024),
+                "LOG_LEVEL": "info",
+                **env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    server = Gunicorn(proc, port, metrics_dir, log_path)
+    try:
+        wait_for(lambda: ready(server) and len(server.worker_pids()) == 2, "gunicorn ready with 2 workers", server)
+    except BaseException:
+        stop(server)
+        raise
+    return server
+
+
+def ready(server: Gunicorn) -> bool:
+    if server.proc.poll() is not None:
+        pytest.fail(f"gunicorn exited with {server.proc.returncode}:\n{server.log()}")
+    try:
+        return requests.get(server.url("/v2/health/ready"), timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], what: str, server: Gunicorn, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; gunicorn log:\n{server.log()}")
+        time.sleep(0.05)
+
+
+def stop(server: Gunicorn) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def gunicorn(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    server = start(tmp_path_factory.mktemp("gunicorn"), model_dir)
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+@pytest.fixture(scope="module")
+def sample_rows() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], size=(200, 4)).round(1)
+
+
+def worker_counts(server: Gunicorn) -> dict[int, float]:
+    """Requests to POST /predict answered 200, per process, read from the workers' own files."""
+    counts = {}
+    for path in server.metrics_dir.glob("counter_*.db"):
+        pid = int(path.stem.split("_")[1])
+        for k, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample_name, labels, _ = json.loads(k)
+            if sample_name == "model_server_requests_total" and labels == PREDICT_200:
+                counts[pid] = counts.get(pid, 0.0) + value
+    return counts
+
+
+def in_flight_by_pid(server: Gunicorn) -> dict[int, float]:
+    values = {}
+    for path in server.metrics_dir.glob("gauge_livesum_*.db"):
+        for k, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            if json.loads(k)[1] == "model_server_requests_in_flight":
+                values[int(path.stem.split("_")[2])] = value
+    return values
+
+
+class HalfSent:
+    """A /predict request whose body is only half sent: in flight until ``finish``."""
+
+    def __init__(self, server: Gunicorn, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.body = json.dumps({"features": rows.tolist()}).encode()
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        self.sock.sendall(head + self.body[: len(self.body) // 2])
+
+    def finish(self) -> tuple[int, dict]:
+        self.sock.sendall(self.body[len(self.body) // 2 :])
+        raw = b""
+        while chunk := self.sock.recv(65536):
+            raw += chunk
+        self.sock.close()
+        assert raw, "the server closed the connection without answering"
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        return status, json.loads(payload)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_counts_are_exact_over_workers_and_start_fresh(gunicorn: Gunicorn, estimator, sample_rows: np.ndarray) -> None:
+    assert not (gunicorn.metrics_dir / f"counter_{STALE_PID}.db").exists(), "wiped at start"
+    local = threading.local()
+    sessions: list[requests.Session] = []  # one keep-alive connection per thread
+
+    def predict(row: np.ndarray) -> list:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            sessions.append(local.session)
+        response = local.session.post(gunicorn.url("/predict"), json={"features": row.tolist()}, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["prediction"]
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            predictions = list(pool.map(predict, sample_rows))
+    finally:
+        for session in sessions:
+            session.close()
+
+    expected = estimator.predict(sample_rows)
+    assert [p[0] for p in predictions] == expected.tolist()
+    samples = gunicorn.metrics()
+    n = len(sample_rows)
+    assert scraped(samples, "model_server_requests_total", **PREDICT_200) == n
+    class_names = ["setosa", "versicolor", "virginica"]
+    by_class = Counter(class_names[i] for i in expected)
+    assert len(by_class) == 3
+    for name in class_names:
+        assert scraped(samples, "model_server_predictions_total", model=MODEL, **{"class": name}) == by_class[name]
+    assert scraped(samples, "model_server_request_rows_count", route="/predict") == n
+    assert scraped(samples, "model_server_requests_in_flight") == 0
+    assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
+    # Per-feature sums (which the drift panels divide by the counts) are exposed in this mode.
+    for column, feature in enumerate(
+        ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    ):
+        assert scraped(samples, "model_server_feature_value_count", model=MODEL, feature=feature) == n
+        assert scraped(samples, "model_server_feature_value_sum", model=MODEL, feature=feature) == pytest.approx(
+            sample_rows[:, column].sum()
+        )
+
+    counts = worker_counts(gunicorn)
+    workers = set(gunicorn.worker_pids())
+    served = {pid for pid, count in counts.items() if count > 0}
+    assert served <= workers, "only workers serve requests"
+    assert len(served) >= 2, f"both workers served: {counts}"
+    assert sum(counts.values()) == n
+
+
+def test_a_killed_workers_gauges_are_dropped(gunicorn: Gunicorn, sample_rows: np.ndarray) -> None:
+    before = gunicorn.metrics()
+    predicted_before = scraped(before, "model_server_requests_total", **PREDICT_200)
+    pending = HalfSent(gunicorn, sample_rows[:50])
+    try:
+        wait_for(lambda: 1.0 in in_flight_by_pid(gunicorn).values(), "a request in flight", gunicorn)
+        assert scraped(gunicorn.metrics(), "model_server_requests_in_flight") == 1
+        [victim] = [pid for pid, value in in_flight_by_pid(gunicorn).items() if value == 1.0]
+        assert victim in gunicorn.worker_pids()
+
+        os.kill(victim, signal.SIGKILL)
+
+        wait_for(lambda: len(gunicorn.worker_pids()) == 3, "a replacement worker", gunicorn)
+    finally:
+        pending.close()
+    wait_for(lambda: ready(gunicorn), "ready after the replacement", gunicorn)
+    assert not list(gunicorn.metrics_dir.glob(f"gauge_live*_{victim}.db")), "child_exit dropped its live gauges"
+
+    samples = gunicorn.metrics()
+    assert scraped(samples, "model_server_requests_in_flight") == 0
+    assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
+    [info] = [v for (name, _), v in samples.items() if name == "model_server_model_info"]
+    assert info == 1
+    # The dead worker's counts are history: kept, not lost.
+    assert scraped(samples, "model_server_requests_total", **PREDICT_200) == predicted_before
+    for _ in range(10):
+        assert requests.post(gunicorn.url("/predict"), json={"features": [1, 2, 3, 4]}, timeout=10).status_code == 200
+    after = gunicorn.metrics()
+    assert scraped(after, "model_server_requests_total", **PREDICT_200) == predicted_before + 10
+    assert scraped(after, "model_server_requests_in_flight") == 0
+    assert gunicorn.proc.poll() is None
+
+
+def test_sigterm_finishes_requests_in_flight(
+    model_dir: Path, tmp_path: Path, estimator, sample_rows: np.ndarray
+) -> None:
+    server = start(tmp_path, model_dir)
+    pending: list[HalfSent] = []
+    try:
+        big = np.resize(sample_rows, (MAX_BATCH_ROWS, 4))
+        pending = [HalfSent(server, np.roll(big, i, axis=0)) for i in range(4)]
+        wait_for(lambda: sum(in_flight_by_pid(server).values()) == 4, "4 requests in flight", server)
+
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "Handling signal: term" in server.log(), "the master to handle SIGTERM", server)
+        time.sleep(0.3)  # the workers have been told to stop too
+
+        results = [p.finish() for p in pending]
+
+        for (status, body), request in zip(results, pending, strict=True):
+            assert status == 200, body
+            assert body["prediction"] == estimator.predict(request.rows).tolist()
+        assert server.proc.wait(timeout=30) == 0, server.log()
+        assert "Shutting down: Master" in server.log()
+    finally:
+        for p in pending:
+            p.close()
+        stop(server)
+
+
+def test_unservable_model_stops_the_master_with_exit_code_3(tmp_path: Path) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.skops").write_bytes(b"not a model")
+    run = tmp_path / "run"
+    run.mkdir()
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k.upper() not in {*SETTINGS_ENV, "PORT"}}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "model_server.wsgi:app"],
+        env={
+            **inherited,
+            "PORT": str(port),
+            "MODEL_DIR": str(tmp_path / "model"),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        },
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "CRITICAL"
+    assert "not a readable skops file" in record["message"]

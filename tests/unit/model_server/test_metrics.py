@@ -1,0 +1,228 @@
+"""Prometheus metrics, in-process (default registry): counters move by exactly what was served.
+
+The registry is process-wide and shared by every app the tests build, so each test compares
+values before and after its own requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from model_server import metrics
+from model_server.predictor import DRIFT_SAMPLE_ROWS
+from prometheus_client import REGISTRY
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+from .helpers import INFER, MODEL, sample, scrape, scraped, v2_input
+
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+
+def test_metrics_endpoint_format(client: FlaskClient) -> None:
+    client.post("/predict", json={"features": [1, 2, 3, 4]})
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert "version=" in response.headers["Content-Type"]
+    names = {name for name, _ in scrape(response.get_data(as_text=True))}
+    for expected in (
+        "model_server_requests_total",
+        "model_server_request_duration_seconds_bucket",
+        "model_server_requests_in_flight",
+        "model_server_request_rows_bucket",
+        "model_server_inference_duration_seconds_count",
+        "model_server_predictions_total",
+        "model_server_model_info",
+        "model_server_model_ready",
+        "model_server_feature_value_bucket",
+        "model_server_feature_training_mean",
+    ):
+        assert expected in names
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "route", "status"),
+    [
+        ("POST", "/predict", {"features": [1, 2, 3, 4]}, "/predict", "200"),
+        ("POST", "/predict", {"features": [1, 2, 3]}, "/predict", "422"),
+        ("POST", INFER, {"inputs": [v2_input([1, 2, 3, 4], [4])]}, "/v2/models/<name>/infer", "200"),
+        ("POST", "/v2/models/x/infer", {}, "/v2/models/<name>/infer", "404"),
+        ("GET", "/v2/models/iris-rf/versions/1", None, "/v2/models/<name>/versions/<version>", "200"),
+        ("GET", "/v2/health/ready", None, "/v2/health/ready", "200"),
+        ("GET", "/openapi.json", None, "/openapi.json", "200"),
+    ],
+)
+def test_requests_total_by_route_method_status(
+    client: FlaskClient, method: str, path: str, body, route: str, status: str
+) -> None:
+    labels = {"route": route, "method": method, "status": status}
+    before = sample("model_server_requests_total", **labels)
+    duration_before = sample("model_server_request_duration_seconds_count", route=route, method=method)
+
+    for _ in range(3):
+        assert client.open(path, method=method, json=body).status_code == int(status)
+
+    assert sample("model_server_requests_total", **labels) == before + 3
+    assert sample("model_server_request_duration_seconds_count", route=route, method=method) == duration_before + 3
+
+
+def test_unmatched_paths_share_one_bounded_label(client: FlaskClient) -> None:
+    labels = {"route": "<unmatched>", "method": "GET", "status": "404"}
+    before = sample("model_server_requests_total", **labels)
+    random_paths = [f"/{uuid.uuid4().hex}" for _ in range(5)] + [f"/v2/{uuid.uuid4().hex}/models/a.b"]
+
+    for path in random_paths:
+        assert client.get(path).status_code == 404
+
+    assert sample("model_server_requests_total", **labels) == before + len(random_paths)
+    exposition = client.get("/metrics").get_data(as_text=True)
+    seen_labels = {value for family in REGISTRY.collect() for s in family.samples for value in s.labels.values()}
+    for path in random_paths:
+        assert path not in exposition
+        assert path not in seen_labels
+        assert path.split("/")[2 if path.startswith("/v2/") else 1] not in exposition
+
+
+def test_metrics_scrapes_are_not_counted(client: FlaskClient) -> None:
+    before = sample("model_server_requests_total", route="/metrics", method="GET", status="200")
+
+    client.get("/metrics")
+
+    assert sample("model_server_requests_total", route="/metrics", method="GET", status="200") == before == 0
+
+
+def test_predictions_total_by_class_name(client: FlaskClient, estimator, metadata, rows: np.ndarray) -> None:
+    names = metadata["class_names"]
+    before = {n: sample("model_server_predictions_total", model=MODEL, **{"class": n}) for n in names}
+
+    assert client.post("/predict", json={"features": rows.tolist()}).status_code == 200
+    tensor = v2_input(rows[:30].ravel().tolist(), [30, 4])
+    assert client.post(INFER, json={"inputs": [tensor]}).status_code == 200
+
+    expected = Counter(names[i] for i in [*estimator.predict(rows), *estimator.predict(rows[:30])])
+    assert len(expected) == 3
+    for name in names:
+        delta = sample("model_server_predictions_total", model=MODEL, **{"class": name}) - before[name]
+        assert delta == expected[name], name
+
+
+def test_refused_requests_predict_nothing(client: FlaskClient, metadata) -> None:
+    before = sum(sample("model_server_predictions_total", model=MODEL, **{"class": n}) for n in metadata["class_names"])
+
+    client.post("/predict", json={"features": [1, 2, 3]})
+    client.post("/predict", json={"features": [[1, 2, 3, 4], [1, 2, "x", 4]]})
+    client.post(INFER, json={"inputs": [v2_input([1, 2, 3, 4], [4])], "outputs": [{"name": "nope"}]})
+
+    after = sum(sample("model_server_predictions_total", model=MODEL, **{"class": n}) for n in metadata["class_names"])
+    assert after == before
+
+
+@pytest.mark.parametrize(("path", "route"), [("/predict", "/predict"), (INFER, "/v2/models/<name>/infer")])
+def test_request_rows(client: FlaskClient, path: str, route: str) -> None:
+    count = sample("model_server_request_rows_count", route=route)
+    total = sample("model_server_request_rows_sum", route=route)
+    le_4 = sample("model_server_request_rows_bucket", route=route, le="4.0")
+    inference = sample("model_server_inference_duration_seconds_count", model=MODEL)
+
+    for n in (1, 3, 17):
+        x = [[5.0, 3.0, 1.5, 0.2]] * n
+        body = {"features": x} if path == "/predict" else {"inputs": [v2_input(x, [n, 4])]}
+        assert client.post(path, json=body).status_code == 200
+
+    assert sample("model_server_request_rows_count", route=route) == count + 3
+    assert sample("model_server_request_rows_sum", route=route) == total + 21
+    assert sample("model_server_request_rows_bucket", route=route, le="4.0") == le_4 + 2
+    assert sample("model_server_inference_duration_seconds_count", model=MODEL) == inference + 3
+
+
+def test_feature_values_per_feature(client: FlaskClient, rows: np.ndarray) -> None:
+    x = rows[::3][: DRIFT_SAMPLE_ROWS + 10]
+    assert len(x) > DRIFT_SAMPLE_ROWS
+    bounds = [float(b) for b in metrics.FEATURE_BUCKETS]
+
+    def buckets(feature: str) -> list[float]:
+        return [sample("model_server_feature_value_bucket", model=MODEL, feature=feature, le=str(b)) for b in bounds]
+
+    before = {f: (sample("model_server_feature_value_count", model=MODEL, feature=f), buckets(f)) for f in FEATURES}
+
+    assert client.post("/predict", json={"features": x.tolist()}).status_code == 200
+
+    observed = x[:DRIFT_SAMPLE_ROWS]  # only the first rows of a request are sampled
+    for column, feature in enumerate(FEATURES):
+        count, cumulative = before[feature]
+        assert sample("model_server_feature_value_count", model=MODEL, feature=feature) == count + DRIFT_SAMPLE_ROWS
+        expected = [int((observed[:, column] <= b).sum()) for b in bounds]
+        assert [a - b for a, b in zip(buckets(feature), cumulative, strict=True)] == expected, feature
+    # (No _sum in-process: prometheus_client leaves it out of histograms with negative buckets
+    # unless in multiprocess mode; test_gunicorn checks it where production exposes it.)
+
+
+def test_feature_values_are_capped_by_drift_max_features(app_factory) -> None:
+    client = app_factory(drift_max_features=2).test_client()
+    before = [sample("model_server_feature_value_count", model=MODEL, feature=f) for f in FEATURES]
+
+    assert client.post("/predict", json={"features": [[1, 2, 3, 4]] * 5}).status_code == 200
+
+    after = [sample("model_server_feature_value_count", model=MODEL, feature=f) for f in FEATURES]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [5, 5, 0, 0]
+
+
+def test_model_info_ready_and_training_means(client: FlaskClient, metadata) -> None:
+    samples = scrape(client.get("/metrics").get_data(as_text=True))
+
+    info = {"model": MODEL, "version": "1", "sha256": metadata["sha256"], "runtime": "sklearn"}
+    assert scraped(samples, "model_server_model_info", **info) == 1
+    assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
+    for feature, mean in zip(metadata["feature_names"], metadata["feature_means"], strict=True):
+        assert scraped(samples, "model_server_feature_training_mean", model=MODEL, feature=feature) == mean
+
+
+def test_in_flight_counts_requests_being_served_and_returns_to_zero(app: Flask, client: FlaskClient) -> None:
+    seen = []
+
+    @app.get("/probe")
+    def probe() -> str:
+        seen.append(sample("model_server_requests_in_flight"))
+        return "ok"
+
+    assert sample("model_server_requests_in_flight") == 0
+    client.get("/probe")
+    assert seen == [1]
+
+    client.post("/predict", json={"features": [1, 2, 3, 4]})
+    client.post("/predict", data=b"{")
+    client.get("/nope")
+    client.get("/predict")
+    assert sample("model_server_requests_in_flight") == 0
+
+
+def test_a_scrape_does_not_count_itself_in_flight(client: FlaskClient) -> None:
+    samples = scrape(client.get("/metrics").get_data(as_text=True))
+
+    assert scraped(samples, "model_server_requests_in_flight") == 0
+
+
+def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under gunicorn every worker writes its own file; /metrics sums the files of the directory.
+    labels = (["route", "method", "status"], ["/predict", "POST", "200"])
+    for pid, value in ((101, 4.0), (102, 6.0)):
+        db = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
+        db.write_value(mmap_key("model_server_requests", "model_server_requests_total", *labels, "help"), value, 0.0)
+        db.close()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    body, content_type = metrics.exposition()
+
+    samples = scrape(body.decode())
+    assert scraped(samples, "model_server_requests_total", route="/predict", method="POST", status="200") == 10
+    assert content_type.startswith("text/plain")
+    # Nothing of this process's default registry is in it.
+    assert all(name == "model_server_requests_total" for name, _ in samples)
