@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -45,6 +46,15 @@ class LoadResult:
         return self.sent - self.statuses.get(200, 0)
 
 
+def answering_replica(upstream_addr: str) -> str:
+    """The replica that answered, from nginx's X-Upstream-Addr.
+
+    After retries nginx lists every address tried (``a:8000, b:8000``) and, after its fresh
+    attempt on a 502, the next group behind `` : `` (``a:8000 : b:8000``): the last one answered.
+    """
+    return re.split(r", | : ", upstream_addr)[-1].strip()
+
+
 def send_load(
     url: str, total: int, concurrency: int, body: dict | None = None, headers: dict | None = None
 ) -> LoadResult:
@@ -66,8 +76,7 @@ def send_load(
                 with lock:
                     result.sent += 1
                     result.statuses[status] += 1
-                    # After a retry nginx lists every address tried; the last one answered.
-                    result.upstreams[upstream.split(",")[-1].strip()] += 1
+                    result.upstreams[answering_replica(upstream)] += 1
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(worker, per_worker))

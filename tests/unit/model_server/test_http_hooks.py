@@ -137,6 +137,6 @@ def test_start_up_line_names_the_model(app_factory, metadata, monkeypatch: pytes
     assert line["message"] == "model ready"
     assert line["logger"] == "model_server.app"
     assert (line["model"], line["version"], line["sha256"]) == ("iris-rf", "1", metadata["sha256"])
-    assert (line["estimator"], line["runtime"], line["api_keys"]) == ("RandomForestClassifier", "sklearn", 2)
+    assert (line["estimator"], line["runtime"], line["api_keys"]) == ("RandomForestClassifier", "treelite", 2)
     assert "request_id" not in line, "outside a request there is no request id"
     assert "k" * 20 not in buffer.getvalue(), "keys are counted, never logged"

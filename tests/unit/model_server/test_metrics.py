@@ -178,7 +178,7 @@ def test_feature_values_are_capped_by_drift_max_features(app_factory) -> None:
 def test_model_info_ready_and_training_means(client: FlaskClient, metadata) -> None:
     samples = scrape(client.get("/metrics").get_data(as_text=True))
 
-    info = {"model": MODEL, "version": "1", "sha256": metadata["sha256"], "runtime": "sklearn"}
+    info = {"model": MODEL, "version": "1", "sha256": metadata["sha256"], "runtime": "treelite"}
     assert scraped(samples, "model_server_model_info", **info) == 1
     assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
     for feature, mean in zip(metadata["feature_names"], metadata["feature_means"], strict=True):

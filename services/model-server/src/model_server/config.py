@@ -7,7 +7,7 @@ Every field maps to an upper-case environment variable of the same name (``MODEL
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     drift_max_features: int = Field(default=32, ge=0)
 
+    model_runtime: Literal["auto", "sklearn"] = "auto"
+    batch_max_rows: int = Field(default=256, ge=0)  # 0 turns micro-batching off
+    batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     log_level: str = "info"
 
@@ -65,6 +69,11 @@ class Settings(BaseSettings):
                     "print(secrets.token_urlsafe(32))')"
                 )
         return keys
+
+    @field_validator("model_runtime", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod

@@ -94,6 +94,18 @@ FEATURE_VALUE = Histogram(
 )
 
 
+BATCH_SIZE = Histogram(
+    f"{PREFIX}_batch_size",
+    "Requests served by one model call (micro-batching).",
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+)
+BATCH_QUEUE_WAIT = Histogram(
+    f"{PREFIX}_batch_queue_wait_seconds",
+    "Time a request waited for its model call to start (micro-batching).",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+
 def exposition() -> tuple[bytes, str]:
     """The metrics of every worker of this replica, in the Prometheus text format."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import metrics
 from .artifact import Artifact, ModelLoadError
+from .runtime import select_runtime
 
 DRIFT_SAMPLE_ROWS = 32  # rows of each request observed in the feature histograms
 MAX_CLASS_LABELS = 50  # more classes than this share one "other" metric label
@@ -30,7 +31,8 @@ class ModelDescription:
     name: str
     version: str
     sha256: str
-    runtime: str
+    runtime: str  # what executes the model: "treelite" or "sklearn"
+    runtime_reason: str  # why that runtime (published in the V2 model metadata)
     estimator: str
     feature_names: tuple[str, ...]
     classes: tuple[Any, ...] | None  # the estimator's classes_, in predict_proba column order
@@ -52,9 +54,11 @@ class Predictor:
         name: str = "",
         version: str = "",
         drift_max_features: int = 32,
+        runtime: str = "auto",
     ) -> None:
-        self._estimator = artifact.estimator
-        self.description = describe(artifact, name, version)
+        choice = select_runtime(artifact.estimator, runtime)
+        self._runtime = choice.runtime
+        self.description = describe(artifact, name, version, choice.runtime.name, choice.reason)
         d = self.description
         self._ready = False
         self._inference_seconds = metrics.INFERENCE_DURATION.labels(d.name)
@@ -96,10 +100,10 @@ class Predictor:
         return prediction
 
     def _call(self, rows: np.ndarray, with_probabilities: bool) -> Prediction:
-        labels = np.asarray(self._estimator.predict(rows))
         if with_probabilities and self.description.has_probabilities:
-            return Prediction(labels=labels, probabilities=self._estimator.predict_proba(rows))
-        return Prediction(labels=labels)
+            labels, probabilities = self._runtime.predict_with_probabilities(rows)
+            return Prediction(labels=labels, probabilities=probabilities)
+        return Prediction(labels=self._runtime.predict(rows))
 
     def _observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
         sample = rows[:DRIFT_SAMPLE_ROWS]
@@ -114,7 +118,9 @@ class Predictor:
                     counter.inc(int(count))
 
 
-def describe(artifact: Artifact, name: str = "", version: str = "") -> ModelDescription:
+def describe(
+    artifact: Artifact, name: str = "", version: str = "", runtime: str = "sklearn", runtime_reason: str = ""
+) -> ModelDescription:
     """Derive what the API needs from the estimator, preferring the recorded metadata."""
     estimator, meta = artifact.estimator, artifact.metadata
     n_features = getattr(estimator, "n_features_in_", None)
@@ -135,12 +141,12 @@ def describe(artifact: Artifact, name: str = "", version: str = "") -> ModelDesc
         classes = tuple(np.asarray(classes).tolist())
         recorded = meta.get("class_names")
         class_names = tuple(str(n) for n in (recorded if recorded and len(recorded) == len(classes) else classes))
-    # An estimator's class name is a safe, bounded label for the runtime in use.
     return ModelDescription(
         name=name or str(meta.get("name") or artifact.path.parent.name or "model"),
         version=version or str(meta.get("version") or "1"),
         sha256=artifact.sha256,
-        runtime="sklearn",
+        runtime=runtime,
+        runtime_reason=runtime_reason,
         estimator=type(estimator).__name__,
         feature_names=tuple(str(f) for f in feature_names),
         classes=classes,

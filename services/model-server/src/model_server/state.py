@@ -8,6 +8,7 @@ import numpy as np
 from flask import current_app, request
 
 from . import metrics
+from .batching import MicroBatcher
 from .config import Settings
 from .predictor import Prediction, Predictor
 
@@ -16,6 +17,7 @@ from .predictor import Prediction, Predictor
 class ServerState:
     settings: Settings
     predictor: Predictor
+    batcher: MicroBatcher | None = None  # None: every request calls the model itself
 
 
 def server_state() -> ServerState:
@@ -25,4 +27,6 @@ def server_state() -> ServerState:
 def infer(rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
     """Run validated rows through the model on behalf of the current request."""
     metrics.REQUEST_ROWS.labels(request.url_rule.rule).observe(len(rows))
-    return server_state().predictor.predict(rows, with_probabilities)
+    state = server_state()
+    model = state.batcher or state.predictor
+    return model.predict(rows, with_probabilities)

@@ -74,6 +74,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
         parameters={
             "estimator": model.estimator,
             "runtime": model.runtime,
+            "runtime_reason": model.runtime_reason,
             "sha256": model.sha256,
             "feature_names": list(model.feature_names),
             "class_names": list(model.class_names or ()),

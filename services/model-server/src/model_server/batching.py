@@ -1,0 +1,141 @@
+"""Adaptive micro-batching: concurrent requests of one worker share one model call.
+
+Leader/follower, no background thread. A request that finds the model idle runs at once, alone:
+at low load batching adds nothing but a lock. Requests that arrive while a model call is running
+queue up; when that call ends, the first of them leads the next call for the whole queue (up to
+``max_rows`` rows). Batch size therefore follows the load by itself. ``max_wait`` (default 0)
+optionally lets a leader wait a little for more requests before it runs.
+
+Results are split back per request. If a batched call fails, each request of the batch is
+retried alone, so one bad request never fails its batch-mates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from . import metrics
+from .predictor import Prediction
+
+
+class Model(Protocol):
+    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction: ...
+
+
+@dataclass(eq=False)
+class _Request:
+    rows: np.ndarray
+    with_probabilities: bool
+    queued_at: float = field(default_factory=time.perf_counter)
+    done: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    result: Prediction | None = None
+    error: BaseException | None = None
+
+
+class MicroBatcher:
+    """Thread-safe front of a model: ``predict`` may be called from many request threads."""
+
+    def __init__(self, model: Model, max_rows: int, max_wait_seconds: float = 0.0) -> None:
+        self._model = model
+        self._max_rows = max_rows
+        self._max_wait = max_wait_seconds
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._queue: list[_Request] = []
+        self._busy = False  # a leader is running; invariant: not busy => queue empty
+
+    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        request = _Request(rows, with_probabilities)
+        with self._lock:
+            self._queue.append(request)
+            self._arrived.notify()
+            if self._busy:
+                follower = True
+            else:
+                self._busy = request.lead = True
+                follower = False
+        if follower:
+            request.done.wait()
+            if not request.lead:
+                return _outcome(request)
+        self._lead()
+        return _outcome(request)
+
+    def _lead(self) -> None:
+        """Run one batch (the leader's request is first in the queue), then pass leadership on."""
+        with self._lock:
+            if self._max_wait > 0:
+                deadline = time.perf_counter() + self._max_wait
+                while _rows(self._queue) < self._max_rows and (left := deadline - time.perf_counter()) > 0:
+                    self._arrived.wait(left)
+            batch = _take(self._queue, self._max_rows)
+        started = time.perf_counter()
+        for request in batch:
+            metrics.BATCH_QUEUE_WAIT.observe(started - request.queued_at)
+        metrics.BATCH_SIZE.observe(len(batch))
+        self._run(batch)
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._busy = False
+        for request in batch:
+            request.done.set()
+
+    def _run(self, batch: list[_Request]) -> None:
+        if len(batch) == 1:
+            _settle(batch[0], self._model)
+            return
+        with_probabilities = any(r.with_probabilities for r in batch)
+        try:
+            joined = self._model.predict(np.concatenate([r.rows for r in batch]), with_probabilities)
+        except Exception:
+            for request in batch:  # isolate the failure: each request alone
+                _settle(request, self._model)
+            return
+        start = 0
+        for request in batch:
+            end = start + len(request.rows)
+            probabilities = joined.probabilities if request.with_probabilities else None
+            request.result = Prediction(
+                labels=joined.labels[start:end],
+                probabilities=probabilities[start:end] if probabilities is not None else None,
+            )
+            start = end
+
+
+def _settle(request: _Request, model: Model) -> None:
+    try:
+        request.result = model.predict(request.rows, request.with_probabilities)
+    except Exception as exc:
+        request.error = exc
+
+
+def _outcome(request: _Request) -> Prediction:
+    if request.error is not None:
+        raise request.error
+    assert request.result is not None
+    return request.result
+
+
+def _rows(queue: list[_Request]) -> int:
+    return sum(len(r.rows) for r in queue)
+
+
+def _take(queue: list[_Request], max_rows: int) -> list[_Request]:
+    """The head of the queue up to ``max_rows`` rows (always at least one request)."""
+    count, rows = 1, len(queue[0].rows)
+    while count < len(queue) and rows + len(queue[count].rows) <= max_rows:
+        rows += len(queue[count].rows)
+        count += 1
+    batch = queue[:count]
+    del queue[:count]
+    return batch

@@ -1,0 +1,155 @@
+"""Runtimes that execute a fitted estimator: scikit-learn itself, or Treelite where it is exact.
+
+scikit-learn's forests pay a few milliseconds of Python overhead per ``predict`` call whatever
+the row count. Treelite's GTIL evaluates the same trees in C++ in tens of microseconds. It is
+used only for estimators it imports and only after it reproduced scikit-learn on a validation
+set built from the model's own split thresholds (each threshold, its neighbouring float32 values
+and random points around them): labels identical and probabilities within
+``PROBABILITY_TOLERANCE``. Otherwise the model is served by scikit-learn and the reason is
+logged and published in the model metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PROBABILITY_TOLERANCE = 1e-12  # absolute; observed: bit-for-bit equal
+VALIDATION_ROWS = 4096
+# Estimators whose predict() is classes_[argmax(predict_proba)] (classifiers) or the mean of
+# the trees (regressors), which is exactly what Treelite computes for them.
+TREELITE_ESTIMATORS = frozenset(
+    {"RandomForestClassifier", "ExtraTreesClassifier", "RandomForestRegressor", "ExtraTreesRegressor"}
+)
+
+
+class Runtime(Protocol):
+    name: str
+
+    def predict(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class SklearnRuntime:
+    name = "sklearn"
+
+    def __init__(self, estimator: Any) -> None:
+        self._estimator = estimator
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self._estimator.predict(rows))
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return self._estimator.predict_proba(rows)
+
+    def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Both calls: predict() is not argmax(predict_proba) for every estimator.
+        return self.predict(rows), self.predict_proba(rows)
+
+
+class TreeliteRuntime:
+    name = "treelite"
+
+    def __init__(self, estimator: Any) -> None:
+        import treelite
+
+        self._model = treelite.sklearn.import_model(estimator)
+        self._classes = getattr(estimator, "classes_", None)
+
+    def _raw(self, rows: np.ndarray) -> np.ndarray:
+        from treelite import gtil
+
+        # scikit-learn compares float32 inputs with its thresholds: round the same way.
+        rows32 = np.ascontiguousarray(rows, dtype=np.float32).astype(np.float64)
+        return gtil.predict(self._model, rows32, nthread=1).reshape(len(rows), -1)
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return self._raw(rows)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self._labels(self._raw(rows))
+
+    def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raw = self._raw(rows)
+        return self._labels(raw), raw
+
+    def _labels(self, raw: np.ndarray) -> np.ndarray:
+        if self._classes is None:
+            return raw[:, 0]
+        return self._classes.take(raw.argmax(axis=1))
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    runtime: Runtime
+    reason: str
+
+
+def select_runtime(estimator: Any, preference: str = "auto") -> RuntimeChoice:
+    """The fastest runtime that is exact for ``estimator`` (``preference="sklearn"`` forces it)."""
+    sklearn_runtime = SklearnRuntime(estimator)
+    kind = type(estimator).__name__
+    if preference == "sklearn":
+        return RuntimeChoice(sklearn_runtime, "MODEL_RUNTIME=sklearn")
+    if kind not in TREELITE_ESTIMATORS:
+        return RuntimeChoice(sklearn_runtime, f"no exact fast runtime for {kind}")
+    try:
+        candidate = TreeliteRuntime(estimator)
+        mismatch = _compare(sklearn_runtime, candidate, validation_rows(estimator), estimator)
+    except Exception as exc:  # an import or evaluation failure means: not usable, not fatal
+        return RuntimeChoice(sklearn_runtime, f"treelite failed on {kind}: {type(exc).__name__}: {exc}")
+    if mismatch:
+        return RuntimeChoice(sklearn_runtime, f"treelite differs from scikit-learn on {kind}: {mismatch}")
+    return RuntimeChoice(
+        candidate,
+        f"treelite reproduced scikit-learn on {VALIDATION_ROWS} validation rows "
+        f"(labels identical, probabilities within {PROBABILITY_TOLERANCE:g})",
+    )
+
+
+def validation_rows(estimator: Any, n: int = VALIDATION_ROWS, seed: int = 0) -> np.ndarray:
+    """Rows that probe every split: thresholds, their float32 neighbours, and points between."""
+    rng = np.random.default_rng(seed)
+    n_features = int(estimator.n_features_in_)
+    per_feature: list[list[float]] = [[] for _ in range(n_features)]
+    for tree in getattr(estimator, "estimators_", []):
+        structure = tree.tree_
+        for feature, threshold in zip(structure.feature, structure.threshold, strict=True):
+            if feature >= 0:
+                per_feature[feature].append(float(threshold))
+    columns = []
+    for values in per_feature:
+        thresholds = np.unique(np.asarray(values or [0.0], dtype=np.float64))
+        as32 = thresholds.astype(np.float32)
+        candidates = np.concatenate(
+            [
+                thresholds,
+                np.nextafter(as32, np.float32(np.inf)).astype(np.float64),
+                np.nextafter(as32, np.float32(-np.inf)).astype(np.float64),
+                rng.uniform(thresholds.min() - 1.0, thresholds.max() + 1.0, size=len(thresholds) * 2),
+            ]
+        )
+        columns.append(rng.choice(candidates, size=n))
+    return np.column_stack(columns)
+
+
+def _compare(reference: SklearnRuntime, candidate: TreeliteRuntime, rows: np.ndarray, estimator: Any) -> str:
+    expected_labels, labels = reference.predict(rows), candidate.predict(rows)
+    if not np.array_equal(expected_labels, labels):
+        return f"{int(np.sum(expected_labels != labels))} of {len(rows)} labels differ"
+    if hasattr(estimator, "predict_proba"):
+        expected, actual = reference.predict_proba(rows), candidate.predict_proba(rows)
+        if expected.shape != actual.shape:
+            return f"probability shape {actual.shape} instead of {expected.shape}"
+        error = float(np.max(np.abs(expected - actual)))
+        if error > PROBABILITY_TOLERANCE:
+            return f"probabilities differ by up to {error:g}"
+    return ""
