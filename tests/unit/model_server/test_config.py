@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from model_server.config import MIN_API_KEY_LENGTH, PLACEHOLDER_SECRETS, Settings
+from model_server.config import MIN_API_KEY_LENGTH, PLACEHOLDER_WORDS, Settings
 from pydantic import ValidationError
 
 GOOD_KEY = "k" * MIN_API_KEY_LENGTH
@@ -77,7 +77,16 @@ def field_error(**env: str) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("key", ["short", "k" * (MIN_API_KEY_LENGTH - 1), *sorted(PLACEHOLDER_SECRETS), "CHANGEME"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "short",
+        "k" * (MIN_API_KEY_LENGTH - 1),
+        *PLACEHOLDER_WORDS,
+        "CHANGEME",
+        *(f"my-{word}-0123456789abcdef" for word in PLACEHOLDER_WORDS),  # long enough, still a placeholder
+    ],
+)
 def test_weak_api_keys_are_refused(key: str) -> None:
     assert f"at least {MIN_API_KEY_LENGTH} characters" in field_error(api_keys=[GOOD_KEY, key])
 

@@ -561,3 +561,11 @@ def test_tritonclient_string_labels_come_back_as_bytes(app_factory, tmp_path) ->
     assert len(set(decoded)) == 3
     assert client.get("/v2/models/names").get_json()["outputs"][0]["datatype"] == "BYTES"
     assert client.post("/predict", json={"features": x[:2].tolist()}).get_json()["prediction"] == decoded[:2]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value"), [("INT64", 1.5), ("UINT8", -5), ("UINT8", 256), ("INT8", 200), ("INT32", 1e10)]
+)
+def test_integer_tensor_values_must_fit_their_datatype(client: FlaskClient, datatype: str, value: float) -> None:
+    body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": datatype, "data": [1, 2, 3, value]}]}
+    assert_error(client.post(INFER, json=body), 422, f"inputs[0] (input-0).data[3] = {value}", "value")

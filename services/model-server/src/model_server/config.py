@@ -13,7 +13,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that appear in examples and must never guard a real deployment.
-PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "example"})
+# Words of example values that must never guard a real deployment, even inside a long key.
+PLACEHOLDER_WORDS = ("changeme", "change-me", "replace-me", "placeholder", "example", "password", "secret")
 MIN_API_KEY_LENGTH = 16
 
 
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     @classmethod
     def _refuse_weak_keys(cls, keys: list[str]) -> list[str]:
         for key in keys:
-            if key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_API_KEY_LENGTH:
+            if len(key) < MIN_API_KEY_LENGTH or any(word in key.lower() for word in PLACEHOLDER_WORDS):
                 raise ValueError(
                     f"every API key must be at least {MIN_API_KEY_LENGTH} characters and not a "
                     "placeholder (generate one with: python -c 'import secrets; "

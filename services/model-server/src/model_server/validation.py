@@ -60,12 +60,22 @@ def matrix_from_features(features: Any, n_features: int, max_rows: int) -> np.nd
     return check_finite(_floats(rows, "features"), "features")
 
 
-def numbers_from_values(values: list[Any], where: str) -> np.ndarray:
-    """A V2 tensor's flat JSON ``data`` -> 1-D float64, refusing anything but numbers."""
+def numbers_from_values(values: list[Any], where: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """A V2 tensor's flat JSON ``data`` -> 1-D float64, refusing anything but numbers.
+
+    With the tensor's declared integer ``dtype``, values must also be integers in its range.
+    """
     for i, value in enumerate(values):
         if type(value) not in _NUMBER_TYPES:
             raise unprocessable(f"{where}[{i}] must be a number, got {_json_type(value)}")
-    return _floats(values, where)
+    numbers = _floats(values, where)
+    if dtype is not None and dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        bad = (numbers != np.floor(numbers)) | (numbers < limits.min) | (numbers > limits.max)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise unprocessable(f"{where}[{i}] = {values[i]} is not a {dtype.name} value")
+    return numbers
 
 
 def matrix_from_tensor(values: np.ndarray, shape: list[int], n_features: int, max_rows: int, where: str) -> np.ndarray:

@@ -166,7 +166,7 @@ def _input_rows(tensor: RequestInput, binary: bytes | None, model: ModelDescript
     elif tensor.data is None:
         raise unprocessable(f"{where}: has neither 'data' nor binary data")
     else:
-        values = numbers_from_values(flatten(tensor.data, f"{where}.data"), f"{where}.data")
+        values = numbers_from_values(flatten(tensor.data, f"{where}.data"), f"{where}.data", dtype)
     max_rows = server_state().settings.max_batch_rows
     return matrix_from_tensor(values, tensor.shape, model.n_features, max_rows, where)
 
