@@ -1,4 +1,4 @@
-"""Request ids and the JSON access log."""
+"""Request ids and the JSON access log (ACCESS_LOG=true; off by default: nginx logs every request)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,26 @@ import re
 import sys
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from pythonjsonlogger.json import JsonFormatter
 
 from .helpers import json_logs
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture
+def app(app_factory) -> Flask:
+    return app_factory(access_log=True)
+
+
+def test_access_log_is_off_by_default(app_factory) -> None:
+    client = app_factory().test_client()
+    with json_logs() as lines:
+        response = client.post("/predict", json={"features": [1, 2, 3, 4]})
+    assert response.status_code == 200
+    assert lines() == []
 
 
 @pytest.mark.parametrize(
@@ -99,14 +113,14 @@ def test_access_log_of_an_unmatched_path(client: FlaskClient, log_lines) -> None
 def test_probes_and_scrapes_are_logged_at_debug_only(app_factory) -> None:
     quiet = ["/metrics", "/v2/health/live", "/v2/health/ready"]
 
-    info_client = app_factory(log_level="info").test_client()
+    info_client = app_factory(log_level="info", access_log=True).test_client()
     with json_logs() as lines:
         for path in quiet:
             info_client.get(path)
         info_client.get("/v2")
     assert [line["path"] for line in lines()] == ["/v2"]
 
-    debug_client = app_factory(log_level="debug").test_client()
+    debug_client = app_factory(log_level="debug", access_log=True).test_client()
     with json_logs() as lines:
         for path in quiet:
             debug_client.get(path)
@@ -116,7 +130,7 @@ def test_probes_and_scrapes_are_logged_at_debug_only(app_factory) -> None:
 
 
 def test_log_level_warning_silences_the_access_log(app_factory) -> None:
-    client = app_factory(log_level="warning").test_client()
+    client = app_factory(log_level="warning", access_log=True).test_client()
 
     with json_logs() as lines:
         client.post("/predict", json={"features": [1, 2, 3, 4]})

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.compact = True  # type: ignore[attr-defined]
     app.extensions["model_server"] = ServerState(settings=settings, predictor=predictor, batcher=batcher)
 
-    register_request_hooks(app)  # first, so even a refused request has a request id and metrics
+    register_request_hooks(app, settings.access_log)  # first, so even a refused request has a request id and metrics
     register_api_key_check(app, settings.api_keys)
     register_error_handlers(app)
     for blueprint in (predict.bp, v2.bp, prometheus.bp, openapi.bp):

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     log_level: str = "info"
+    access_log: bool = False  # nginx logs every request with its id; this adds the server's own line
 
     @field_validator("model_trusted_types", "api_keys", mode="before")
     @classmethod

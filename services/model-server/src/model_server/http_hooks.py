@@ -24,7 +24,9 @@ QUIET_ROUTES = frozenset({"/metrics", "/v2/health/live", "/v2/health/ready"})
 access_log = logging.getLogger("model_server.access")
 
 
-def register_request_hooks(app: Flask) -> None:
+def register_request_hooks(app: Flask, log_requests: bool = False) -> None:
+    """Request ids and metrics for every request; with ``log_requests``, one JSON line each."""
+
     @app.before_request
     def _start() -> None:
         g.start = time.perf_counter()
@@ -42,6 +44,8 @@ def register_request_hooks(app: Flask) -> None:
             metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
             metrics.REQUEST_DURATION.labels(route, request.method).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        if not log_requests:
+            return response
         access_log.log(
             logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
             "request",
