@@ -24,20 +24,10 @@ max_requests_jitter = max_requests // 10
 _shm = Path("/dev/shm")  # noqa: S108 - a per-container tmpfs, not a shared /tmp
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", str(_shm) if _shm.is_dir() else None)
 control_socket_disable = True  # gunicornc is not used; the root filesystem is read-only
-accesslog = None  # the app writes one JSON access line per request, with the request id
+# JSON lines on stderr, no gunicorn access log (nginx, and ACCESS_LOG=true, log requests).
+logger_class = "model_server.gunicorn_logger.GunicornLogger"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "model_server.logs.json_formatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "root": {"handlers": ["stderr"], "level": loglevel.upper()},
-    "loggers": {
-        "gunicorn.error": {"handlers": [], "level": loglevel.upper(), "propagate": True},
-        "gunicorn.access": {"handlers": [], "propagate": False},
-    },
-}
 
 # Metrics: every worker writes its own files in PROMETHEUS_MULTIPROC_DIR. Stale files of an
 # earlier run would be summed in, so the directory is emptied here, before the app (and its
