@@ -123,3 +123,20 @@ def test_limits_are_validated(monkeypatch: pytest.MonkeyPatch, field: str, value
 
 def test_unknown_log_level_is_refused() -> None:
     assert "LOG_LEVEL must be one of" in field_error(log_level="verbose")
+
+
+def test_api_keys_from_a_file_add_to_the_environment_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "another-key-0123456789abcdef"
+    third = "third-key-0123456789abcdefgh"
+    secret = tmp_path / "api_keys"
+    secret.write_text(f"{other}\n{third},\n", encoding="utf-8")
+    monkeypatch.setenv("API_KEYS", GOOD_KEY)
+    monkeypatch.setenv("API_KEYS_FILE", str(secret))
+    assert Settings().api_keys == [GOOD_KEY, other, third]
+
+
+def test_api_keys_file_weak_or_missing_is_refused(tmp_path: Path) -> None:
+    weak = tmp_path / "weak"
+    weak.write_text("short\n", encoding="utf-8")
+    assert f"at least {MIN_API_KEY_LENGTH} characters" in field_error(api_keys_file=weak)
+    assert "cannot be read" in field_error(api_keys_file=tmp_path / "missing")

@@ -6,10 +6,11 @@ Every field maps to an upper-case environment variable of the same name (``MODEL
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that appear in examples and must never guard a real deployment.
@@ -44,8 +45,22 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    api_keys_file: Path | None = None  # more keys, one per line or comma-separated (a mounted secret)
     log_level: str = "info"
     access_log: bool = False  # nginx logs every request with its id; this adds the server's own line
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_from_file(cls, data: object) -> object:
+        if not isinstance(data, dict) or not data.get("api_keys_file"):
+            return data
+        path = Path(data["api_keys_file"])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"API_KEYS_FILE {path} cannot be read: {exc}") from None
+        from_file = [key for key in re.split(r"[\s,]+", text) if key]
+        return {**data, "api_keys": [*_split_csv(data.get("api_keys") or []), *from_file]}
 
     @field_validator("model_trusted_types", "api_keys", mode="before")
     @classmethod
