@@ -17,7 +17,7 @@ test:      ## everything CI runs: lint, unit, config checks, end-to-end against 
 	tests/run
 
 test-unit: ## the fast in-process tests only
-	tests/run -m "not docker and not e2e"
+	tests/run -m "not docker and not e2e and not swarm"
 
 bench:     ## the side-by-side benchmark (see bench/README.md)
 	bench/run

@@ -92,29 +92,17 @@ def test_dashboard_provider_provisioning(providers):
         assert provider["options"]["path"] == DASHBOARDS_MOUNT
 
 
-def _volume_targets(service: dict) -> dict[str, str]:
-    """container path -> host path for a compose service's volumes (short and long syntax)."""
-    mounts = {}
-    for volume in service.get("volumes") or []:
-        if isinstance(volume, str):
-            parts = volume.split(":")
-            if len(parts) >= 2:
-                mounts[parts[1]] = parts[0]
-        else:
-            mounts[volume.get("target")] = volume.get("source")
-    return mounts
-
-
 def test_provider_path_matches_compose_mount(providers):
     paths = {p["options"]["path"] for p in providers["providers"]}
     assert paths == {DASHBOARDS_MOUNT}
+    # Every dashboard and provisioning file is a config of the grafana service, at its path.
     compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    grafana = (compose.get("services") or {}).get("grafana")
-    if grafana and grafana.get("volumes"):
-        mounts = _volume_targets(grafana)
-        norm = {target: str(src).rstrip("/").removeprefix("./") for target, src in mounts.items()}
-        assert norm.get(DASHBOARDS_MOUNT) == "grafana/dashboards", mounts
-        assert norm.get(PROVISIONING_MOUNT) == "grafana/provisioning", mounts
+    files = {name: spec["file"].removeprefix("./") for name, spec in compose["configs"].items()}
+    mounted = {ref["target"]: files[ref["source"]] for ref in compose["services"]["grafana"]["configs"]}
+    expected = {f"{DASHBOARDS_MOUNT}/{p.name}": p for p in (GRAFANA / "dashboards").glob("*.json")}
+    expected |= {f"{PROVISIONING_MOUNT}/{p.relative_to(GRAFANA / 'provisioning')}": p
+                 for p in (GRAFANA / "provisioning").rglob("*.yml")}  # fmt: skip
+    assert mounted == {target: str(p.relative_to(ROOT)) for target, p in expected.items()}
 
 
 # ---------------------------------------------------------------------------- dashboard
