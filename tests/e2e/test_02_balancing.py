@@ -2,7 +2,8 @@
 
 import re
 
-from .conftest import send_load
+from tests.load import send_load
+
 from .stack import Stack
 
 REQUESTS = 600
@@ -22,7 +23,7 @@ def test_600_requests_reach_all_3_replicas_evenly(stack: Stack) -> None:
     result = send_load(f"{stack.nginx_url}/predict", REQUESTS, concurrency=4)
     assert result.failed == 0, result.statuses
 
-    by_header = {addr.removesuffix(":8000"): n for addr, n in result.upstreams.items()}
+    by_header = dict(result.upstreams)
     assert set(by_header) == set(replicas), f"answered by {by_header}, replicas are {list(replicas)}"
     after = {ip: predict_count(stack.replica_metrics(c)) for ip, c in replicas.items()}
     for ip in replicas:

@@ -1,6 +1,7 @@
 """Prometheus scrapes every replica directly and holds the request count the client sent."""
 
-from .conftest import send_load
+from tests.load import send_load
+
 from .stack import Stack, wait_for
 
 REQUESTS = 500

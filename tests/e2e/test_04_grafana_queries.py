@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tests.dashboard import panel_queries, render_expr
+from tests.load import send_load
 
-from .conftest import send_load
 from .stack import ROOT, Stack, wait_for
 
 DASHBOARD = ROOT / "grafana" / "dashboards" / "model-serving.json"

@@ -2,7 +2,8 @@
 
 import time
 
-from .conftest import send_load
+from tests.load import send_load
+
 from .stack import Stack, wait_for
 
 
@@ -21,7 +22,7 @@ def test_scale_to_5_and_back(stack: Stack) -> None:
 
         def traffic_on_all_5() -> bool | None:
             result = send_load(f"{stack.nginx_url}/predict", 100, concurrency=4)
-            seen = {a.removesuffix(":8000") for a in result.upstreams}
+            seen = set(result.upstreams)
             return (result.failed == 0 and seen == set(replicas)) or None
 
         def five_targets() -> bool | None:

@@ -5,7 +5,8 @@ import secrets
 import pytest
 import requests
 
-from .conftest import send_load
+from tests.load import send_load
+
 from .stack import Stack
 
 

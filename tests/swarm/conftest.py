@@ -15,17 +15,13 @@ import os
 import re
 import secrets
 import subprocess
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
 from tests.e2e.stack import ROOT, TEST_ENV, free_port, image_available, run, wait_for
@@ -33,7 +29,6 @@ from tests.e2e.stack import ROOT, TEST_ENV, free_port, image_available, run, wai
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SWARM_FILE = ROOT / "docker-compose.swarm.yml"
 STACK_LABEL = "com.docker.stack.namespace"
-TUTORIAL_BODY = {"features": [1, 2, 3, 4]}
 
 
 def docker_info(template: str) -> str:
@@ -246,72 +241,6 @@ def swarm_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
                                                         timeout=30, check=False).returncode == 0]  # fmt: skip
         if present:
             run(["docker", "image", "rm", *present], timeout=120, check=False)
-
-
-# --- load --------------------------------------------------------------------------------------
-@dataclass
-class LoadResult:
-    sent: int = 0
-    statuses: Counter[int] = field(default_factory=Counter)
-    upstreams: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    retried: int = 0  # answered after nginx tried more than one replica
-    seconds: float = 0.0
-
-    @property
-    def failed(self) -> int:
-        return self.sent - self.statuses.get(200, 0)
-
-    def summary(self) -> str:
-        return (f"{self.sent} requests in {self.seconds:.1f}s, {self.failed} failed, statuses {dict(self.statuses)}, "
-                f"{self.retried} retried by nginx on another replica")  # fmt: skip
-
-
-def answering_replica(upstream_addr: str) -> str:
-    """The address that answered, from nginx's X-Upstream-Addr (the last one after retries)."""
-    return re.split(r", | : ", upstream_addr)[-1].strip().removesuffix(":8000")
-
-
-def send_load(
-    url: str,
-    concurrency: int,
-    minimum: int,
-    headers: dict[str, str] | None = None,
-    until: threading.Event | None = None,
-) -> LoadResult:
-    """POST the tutorial's body over ``concurrency`` keep-alive connections: ``minimum`` requests,
-    and with ``until`` as many more as it takes for that event to be set."""
-    result = LoadResult()
-    lock = threading.Lock()
-    started = time.monotonic()
-
-    def more() -> bool:
-        with lock:
-            if result.sent >= minimum and (until is None or until.is_set()):
-                return False
-            result.sent += 1
-            return True
-
-    def worker() -> None:
-        with requests.Session() as session:
-            while more():
-                try:
-                    response = session.post(url, json=TUTORIAL_BODY, headers=headers, timeout=30)
-                    status, upstream = response.status_code, response.headers.get("X-Upstream-Addr", "")
-                except requests.RequestException as exc:
-                    status, upstream = 0, ""
-                    with lock:
-                        result.errors.append(repr(exc))
-                with lock:
-                    result.statuses[status] += 1
-                    result.upstreams[answering_replica(upstream)] += 1
-                    result.retried += "," in upstream or " : " in upstream
-
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for future in [pool.submit(worker) for _ in range(concurrency)]:
-            future.result()
-    result.seconds = time.monotonic() - started
-    return result
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:

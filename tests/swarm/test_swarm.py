@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from tests.e2e.stack import run, wait_for
+from tests.load import send_load
 
-from .conftest import SwarmStack, basic_auth, send_load
+from .conftest import SwarmStack, basic_auth
 
 pytestmark = pytest.mark.swarm
 
@@ -75,7 +76,7 @@ def test_predictions_through_nginx_reach_every_task(swarm_stack: SwarmStack) -> 
     assert len(tasks) == REPLICAS, tasks
 
     def every_task_answered() -> bool | None:
-        result = send_load(f"{swarm_stack.nginx_url}/predict", concurrency=4, minimum=300, headers=swarm_stack.auth)
+        result = send_load(f"{swarm_stack.nginx_url}/predict", 300, concurrency=4, headers=swarm_stack.auth)
         assert result.failed == 0, result.summary()
         return set(result.upstreams) == set(tasks) or None
 
@@ -133,8 +134,8 @@ def test_rolling_update_under_load_fails_nothing(swarm_stack: SwarmStack) -> Non
     load: dict[str, object] = {}
 
     def generate() -> None:
-        load["result"] = send_load(f"{swarm_stack.nginx_url}/predict", concurrency=UPDATE_CONCURRENCY,
-                                   minimum=UPDATE_MIN_REQUESTS, headers=swarm_stack.auth, until=done)  # fmt: skip
+        url = f"{swarm_stack.nginx_url}/predict"
+        load["result"] = send_load(url, UPDATE_MIN_REQUESTS, UPDATE_CONCURRENCY, headers=swarm_stack.auth, until=done)
 
     loader = threading.Thread(target=generate)
     loader.start()
@@ -171,7 +172,7 @@ def test_rolling_update_under_load_fails_nothing(swarm_stack: SwarmStack) -> Non
 
     # After the update nginx and Prometheus follow the new tasks only.
     def only_new_tasks_answer() -> bool | None:
-        check = send_load(f"{swarm_stack.nginx_url}/predict", concurrency=4, minimum=200, headers=swarm_stack.auth)
+        check = send_load(f"{swarm_stack.nginx_url}/predict", 200, concurrency=4, headers=swarm_stack.auth)
         assert check.failed == 0, check.summary()
         return set(check.upstreams) == set(after) or None
 
