@@ -706,7 +706,7 @@ class Stack(System):
     def start(self, ctx: Context) -> None:
         s = ctx.settings
         self.port = free_port()
-        ctx.stack_env["HTTP_PORT"] = f"127.0.0.1:{self.port}"  # published on loopback only
+        ctx.stack_env["HTTP_PORT"] = str(self.port)  # nginx listens on all interfaces; wrk uses 127.0.0.1
         ctx.compose("up", "-d", "--build", "--wait", "--wait-timeout", "300", "model", "nginx", timeout=900)
         ids = ctx.compose("ps", "-q", "model", "nginx", timeout=60).split()
         for container_id in ids:
@@ -774,7 +774,7 @@ class Context:
             "NGINX_RATE_LIMIT": settings.rate_limit,
             "NGINX_RATE_BURST": settings.rate_burst,
             "API_KEYS": "",
-            "HTTP_PORT": "127.0.0.1:0",
+            "HTTP_PORT": "0",
         }
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True, log_to: Path | None = None) -> str:
