@@ -160,16 +160,19 @@ class Stack:
         return response.json()
 
 
+def free_host_ports() -> dict[str, str]:
+    """Host ports found free now, under the variables a user sets in `.env`."""
+    names = ("HTTP_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "GRAFANA_PORT")
+    return {name: str(free_port()) for name in names}
+
+
 def start_stack() -> Stack:
     """Build and start every service whose image is available here; name the others."""
     project = os.environ.get("E2E_PROJECT") or f"e2e-{secrets.token_hex(3)}"
     env = {
         **TEST_ENV,
         "COMPOSE_PROJECT_NAME": project,
-        "HTTP_PORT": str(free_port()),
-        "PROMETHEUS_PORT": str(free_port()),
-        "ALERTMANAGER_PORT": str(free_port()),
-        "GRAFANA_PORT": str(free_port()),
+        **free_host_ports(),
     }
     stack = Stack(project=project, env=env)
     config = yaml.safe_load(stack.compose("config", "--format", "yaml"))

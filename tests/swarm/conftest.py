@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.stack import ROOT, TEST_ENV, free_port, image_available, run, wait_for
+from tests.e2e.stack import ROOT, TEST_ENV, free_host_ports, image_available, run, wait_for
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SWARM_FILE = ROOT / "docker-compose.swarm.yml"
@@ -198,10 +198,7 @@ def swarm_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     env = {
         **TEST_ENV,
         "MODEL_IMAGE": image,
-        "HTTP_PORT": str(free_port()),
-        "PROMETHEUS_PORT": str(free_port()),
-        "ALERTMANAGER_PORT": str(free_port()),
-        "GRAFANA_PORT": str(free_port()),
+        **free_host_ports(),
         "API_KEYS_SECRET_FILE": str(secret_dir / "api_keys"),
         "GRAFANA_ADMIN_PASSWORD_SECRET_FILE": str(secret_dir / "grafana_admin_password"),
     }
