@@ -260,14 +260,16 @@ def render_markdown(results: dict[str, Any]) -> str:
     direct_s = settings.get("direct", {})
     lines += [
         f"- Load generator: {settings.get('wrk', '')}; systems run one at a time, in this order: "
-        f"{', '.join(settings.get('systems_order', []))}; every address is 127.0.0.1.",
-        f"- (c) full stack: {stack_s.get('replicas')} replicas × {stack_s.get('web_concurrency')} gunicorn gthread "
-        f"workers × {stack_s.get('gunicorn_threads')} threads, {stack_s.get('model_cpus')} CPU and "
+        f"{', '.join(settings.get('systems_order', []))}; every system is reached at {settings.get('host', '?')}, "
+        "this machine's primary address, as a client on another machine would reach it: Docker's published "
+        "ports go through the kernel's NAT there (on 127.0.0.1 docker-proxy would relay every byte in user space).",
+        f"- (c) full stack: {stack_s.get('replicas')} replicas × {stack_s.get('gunicorn_workers')} gunicorn gevent "
+        f"worker, {stack_s.get('model_cpus')} CPU and "
         f"{stack_s.get('model_memory')} per replica (compose defaults). **nginx rate limit raised to "
         f"{stack_s.get('nginx_rate_limit')}, burst {stack_s.get('nginx_rate_burst')}** (defaults 100r/s, burst "
         "200) so the limiter does not throttle the benchmark's single client address.",
         f"- (b) one replica direct: the same image, `docker run` with the compose service's environment and "
-        f"hardening, {direct_s.get('web_concurrency')} workers × {direct_s.get('gunicorn_threads')} threads, "
+        f"hardening, {direct_s.get('gunicorn_workers')} gevent workers, "
         f"`--cpus {direct_s.get('cpus')}`, `--memory {direct_s.get('memory')}`: the stack's total worker count and "
         "the CPU its replicas can use together on this machine, so (c) vs (b) isolates nginx.",
     ]
@@ -276,7 +278,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"- (d) MLServer {env.get('mlserver_venv', {}).get('mlserver', '?')} on Python "
             f"{env.get('mlserver_venv', {}).get('python', '?')}: `mlserver start`, its defaults except the "
-            f"loopback address and ports (parallel_workers {ml_s.get('parallel_workers')}, access log "
+            f"address and ports (parallel_workers {ml_s.get('parallel_workers')}, access log "
             f"{'on' if ml_s.get('debug (access log)') else 'off'}, adaptive batching off), model "
             "`mlserver_sklearn.SKLearnModel` loading a joblib file."
         )

@@ -1,19 +1,31 @@
 """gunicorn settings for the model server; every value can be set from the environment.
 
-Workers are gthread: each worker process runs GUNICORN_THREADS request threads, and the model
-(loaded once in the master thanks to ``preload_app``) is shared by all of them.
+Workers are gevent (``model_server.gunicorn_worker``): each worker process serves up to
+GUNICORN_WORKER_CONNECTIONS connections in one thread of greenlets. The model is loaded once, in
+the master (``preload_app``), and shared by the workers. A greenlet switch costs far less than
+handing a request to a thread and back, and requests waiting in one worker share its model calls
+(micro-batching).
 """
 
-import os
-import shutil
-from pathlib import Path
+# gevent patches the standard library first, before anything (the app and its locks included,
+# loaded here by preload_app) is imported: a lock made before patching would block the worker.
+from gevent import monkey
 
-from prometheus_client import multiprocess
+monkey.patch_all()
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from model_server.cpu import cpu_limit  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# One worker per CPU: a worker is one Python thread of greenlets, so it uses at most one core.
+# (gunicorn itself reads WEB_CONCURRENCY, and fails on an empty value: compose sets GUNICORN_WORKERS.)
+workers = int(os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or cpu_limit())
+worker_class = "model_server.gunicorn_worker.GeventWorker"  # each response in one write; fair keep-alive
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 preload_app = True  # load + warm up once; a model that cannot be served stops the master
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))  # SIGTERM: finish in-flight

@@ -1,12 +1,14 @@
 """The tutorial's request, through nginx, exactly as the tutorial sends it."""
 
+import json
 import re
+import secrets
 
 import requests
 
 from tests.load import answering_replica
 
-from .stack import Stack
+from .stack import Stack, run, wait_for
 
 
 def test_tutorial_curl_through_nginx(stack: Stack) -> None:
@@ -42,3 +44,24 @@ def test_replica_header_names_a_replica(stack: Stack) -> None:
     response = requests.post(f"{stack.nginx_url}/predict", json={"features": [6.3, 3.3, 6.0, 2.5]}, timeout=10)
     upstream = answering_replica(response.headers["X-Upstream-Addr"])
     assert upstream in stack.replica_ips()
+
+
+def test_nginx_logs_each_request_as_json_with_its_request_id(stack: Stack) -> None:
+    # nginx buffers its access log (64 KiB or 1 s): the line must still arrive within seconds.
+    request_id = f"e2e-log-{secrets.token_hex(8)}"
+    row, headers = {"features": [5.9, 3.0, 5.1, 1.8]}, {"X-Request-ID": request_id}
+    response = requests.post(f"{stack.nginx_url}/predict", json=row, headers=headers, timeout=10)
+    assert response.status_code == 200
+
+    [nginx] = stack.container_ids("nginx")
+
+    def logged() -> dict | None:
+        for line in run(["docker", "logs", nginx], timeout=60).splitlines():  # the access log is stdout
+            if request_id in line:
+                return json.loads(line)
+        return None
+
+    entry = wait_for("nginx's access log line", logged, timeout=15)
+    assert entry["request_id"] == request_id
+    assert entry["method"] == "POST" and entry["uri"] == "/predict" and entry["status"] == 200
+    assert answering_replica(entry["upstream_addr"]) in stack.replica_ips()

@@ -1,4 +1,4 @@
-"""The real server: gunicorn with gunicorn.conf.py (gthread workers, preload, multiprocess metrics).
+"""The real server: gunicorn with gunicorn.conf.py (gevent workers, preload, multiprocess metrics).
 
 Checks what only a multi-process server shows: counters summed exactly over the workers, the
 metrics directory wiped at start (a stale file of an earlier run is pre-filled with counts that
@@ -31,6 +31,9 @@ import numpy as np
 import pytest
 import requests
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from skops.io import dump
 
 from .helpers import MODEL, SETTINGS_ENV, free_port, scrape, scraped
 
@@ -89,7 +92,7 @@ def write_stale_metrics(metrics_dir: Path) -> None:
     gauge.close()
 
 
-def start(tmp_path: Path, model_dir: Path, **env: str) -> Gunicorn:
+def start(tmp_path: Path, model_dir: Path, workers: int = 2, **env: str) -> Gunicorn:
     port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
@@ -107,8 +110,8 @@ def start(tmp_path: Path, model_dir: Path, **env: str) -> Gunicorn:
             env={
                 **inherited,
                 "PORT": str(port),
-                "WEB_CONCURRENCY": "2",
-                "GUNICORN_THREADS": "4",
+                "GUNICORN_WORKERS": str(workers),
+                "GUNICORN_WORKER_CONNECTIONS": "100",
                 "GUNICORN_GRACEFUL_TIMEOUT": "20",
                 "MODEL_DIR": str(model_dir),
                 "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -123,7 +126,8 @@ def start(tmp_path: Path, model_dir: Path, **env: str) -> Gunicorn:
         )
     server = Gunicorn(proc, port, metrics_dir, log_path)
     try:
-        wait_for(lambda: ready(server) and len(server.worker_pids()) == 2, "gunicorn ready with 2 workers", server)
+        booted = f"gunicorn ready with {workers} workers"
+        wait_for(lambda: ready(server) and len(server.worker_pids()) == workers, booted, server)
     except BaseException:
         stop(server)
         raise
@@ -207,7 +211,13 @@ class HalfSent:
         self.sock.sendall(head + self.body[: len(self.body) // 2])
 
     def finish(self) -> tuple[int, dict]:
+        self.send_rest()
+        return self.response()
+
+    def send_rest(self) -> None:
         self.sock.sendall(self.body[len(self.body) // 2 :])
+
+    def response(self) -> tuple[int, dict]:
         raw = b""
         while chunk := self.sock.recv(65536):
             raw += chunk
@@ -359,3 +369,52 @@ def test_unservable_model_stops_the_master_with_exit_code_3(tmp_path: Path) -> N
     record = json.loads(line)
     assert record["level"] == "CRITICAL"
     assert "not a readable skops file" in record["message"]
+
+
+def test_requests_that_reach_a_worker_together_share_model_calls(
+    model_dir: Path, tmp_path: Path, estimator, sample_rows: np.ndarray
+) -> None:
+    # Micro-batching under the production worker (gevent, one worker): requests held in flight,
+    # then completed at once, are answered by fewer model calls than requests, each request with
+    # the predictions of its own rows.
+    server = start(tmp_path, model_dir, workers=1)
+    pending: list[HalfSent] = []
+    try:
+        n = 8
+        pending = [HalfSent(server, sample_rows[3 * i : 3 * i + 3]) for i in range(n)]
+        wait_for(lambda: sum(in_flight_by_pid(server).values()) == n, f"{n} requests in flight", server)
+        before = server.metrics()
+
+        for request in pending:
+            request.send_rest()
+        results = [request.response() for request in pending]
+
+        for (status, body), request in zip(results, pending, strict=True):
+            assert status == 200, body
+            assert body["prediction"] == estimator.predict(request.rows).tolist()
+        after = server.metrics()
+        calls = scraped(after, "model_server_batch_size_count") - scraped(before, "model_server_batch_size_count")
+        batched = scraped(after, "model_server_batch_size_sum") - scraped(before, "model_server_batch_size_sum")
+        assert batched == n, "every request went through the batcher"
+        assert calls < n, f"{n} requests that arrived together took {calls} model calls"
+    finally:
+        for request in pending:
+            request.close()
+        stop(server)
+
+
+def test_a_model_that_predicts_with_joblib_threads_is_served(tmp_path: Path, sample_rows: np.ndarray) -> None:
+    # The gevent worker patches threading: a forest fitted with n_jobs=-1 predicts through joblib's
+    # thread pool, which must still answer (cooperatively) rather than hang the worker.
+    x, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=8, n_jobs=-1, random_state=0).fit(x, y)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    dump(forest, model_dir / "model.skops")
+    server = start(tmp_path, model_dir, workers=1, MODEL_RUNTIME="sklearn")
+    try:
+        response = requests.post(server.url("/predict"), json={"features": sample_rows[:20].tolist()}, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json()["prediction"] == forest.predict(sample_rows[:20]).tolist()
+    finally:
+        stop(server)

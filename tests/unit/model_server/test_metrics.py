@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from model_server import metrics
 from model_server.predictor import DRIFT_SAMPLE_ROWS
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from .helpers import INFER, MODEL, sample, scrape, scraped, v2_input
@@ -226,3 +226,61 @@ def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, mon
     assert content_type.startswith("text/plain")
     # Nothing of this process's default registry is in it.
     assert all(name == "model_server_requests_total" for name, _ in samples)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # on every bound, just past it, below the first, past the last finite bound, repeats
+        [*metrics.FEATURE_BUCKETS, *(b + 0.25 for b in metrics.FEATURE_BUCKETS), -1e6, 1e6, 2.5, 2.5, 2.5],
+        [0.0],
+        [],
+    ],
+    ids=["bounds", "one", "none"],
+)
+def test_observe_many_equals_observe_per_value(values: list[float]) -> None:
+    # observe_many reads prometheus_client's histogram internals: this pins it to observe()'s result.
+    def histogram(registry: CollectorRegistry) -> metrics.Histogram:
+        return metrics.Histogram("h", "help", ["feature"], buckets=metrics.FEATURE_BUCKETS, registry=registry)
+
+    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
+    single = histogram(one_by_one).labels("x")
+    for value in values:
+        single.observe(value)
+    metrics.observe_many(histogram(bulk).labels("x"), np.array(values, dtype=np.float64))
+
+    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for metric in registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(bulk) == samples(one_by_one)
+    assert samples(bulk)[("h_count", "")] == len(values)
+
+
+def test_observe_columns_equals_observe_per_value_per_column() -> None:
+    rng = np.random.default_rng(3)
+    matrix = rng.choice(np.array([*metrics.FEATURE_BUCKETS, 0.25, 7.75, -500.0, 5000.0]), size=(40, 3))
+
+    def histograms(registry: CollectorRegistry) -> list:
+        h = metrics.Histogram("h", "help", ["feature"], buckets=metrics.FEATURE_BUCKETS, registry=registry)
+        return [h.labels(name) for name in ("a", "b", "c")]
+
+    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
+    for column, histogram in enumerate(histograms(one_by_one)):
+        for value in matrix[:, column]:
+            histogram.observe(float(value))
+    metrics.observe_columns(histograms(bulk), matrix)
+
+    def samples(registry: CollectorRegistry) -> dict:
+        return {
+            (s.name, s.labels["feature"], s.labels.get("le", "")): s.value
+            for metric in registry.collect()
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(bulk) == samples(one_by_one)

@@ -1,10 +1,15 @@
 """Adaptive micro-batching: concurrent requests of one worker share one model call.
 
-Leader/follower, no background thread. A request that finds the model idle runs at once, alone:
-at low load batching adds nothing but a lock. Requests that arrive while a model call is running
-queue up; when that call ends, the first of them leads the next call for the whole queue (up to
-``max_rows`` rows). Batch size therefore follows the load by itself. ``max_wait`` (default 0)
-optionally lets a leader wait a little for more requests before it runs.
+Leader/follower, no background thread. A request that finds the model idle leads a model call:
+it first yields once (``time.sleep(0)``), so that every request already received by this worker
+reaches the queue, then takes the queue (up to ``max_rows`` rows). Requests that arrive while a
+model call is running queue up; when that call ends, the first of them leads the next call. Batch
+size therefore follows the load by itself, and at low load batching costs one yield.
+``max_wait`` (default 0) optionally lets a leader wait a little longer for more requests.
+
+The yield is what makes batching work under gevent (the server's worker): a greenlet runs until
+it blocks, so without it a leader would never see the requests its worker has not yet read.
+With threads it hands the GIL to request threads that are ready.
 
 Results are split back per request. If a batched call fails, each request of the batch is
 retried alone, so one bad request never fails its batch-mates.
@@ -39,7 +44,7 @@ class _Request:
 
 
 class MicroBatcher:
-    """Thread-safe front of a model: ``predict`` may be called from many request threads."""
+    """Thread-safe front of a model: ``predict`` may be called from many greenlets or threads."""
 
     def __init__(self, model: Model, max_rows: int, max_wait_seconds: float = 0.0) -> None:
         self._model = model
@@ -69,6 +74,7 @@ class MicroBatcher:
 
     def _lead(self) -> None:
         """Run one batch (the leader's request is first in the queue), then pass leadership on."""
+        time.sleep(0)  # let the requests this worker has already received join the batch
         with self._lock:
             if self._max_wait > 0:
                 deadline = time.perf_counter() + self._max_wait
@@ -76,8 +82,7 @@ class MicroBatcher:
                     self._arrived.wait(left)
             batch = _take(self._queue, self._max_rows)
         started = time.perf_counter()
-        for request in batch:
-            metrics.BATCH_QUEUE_WAIT.observe(started - request.queued_at)
+        metrics.observe_many(metrics.BATCH_QUEUE_WAIT, started - np.fromiter((r.queued_at for r in batch), float))
         metrics.BATCH_SIZE.observe(len(batch))
         self._run(batch)
         with self._lock:

@@ -13,7 +13,9 @@ classes and features come from the loaded model (features capped by DRIFT_MAX_FE
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -104,6 +106,34 @@ BATCH_QUEUE_WAIT = Histogram(
     "Time a request waited for its model call to start (micro-batching).",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value of a 1-D array (see :func:`observe_columns`)."""
+    observe_columns([histogram], np.asarray(values, dtype=np.float64).reshape(-1, 1))
+
+
+def observe_columns(histograms: Sequence[Histogram], matrix: np.ndarray) -> None:
+    """``histograms[j].observe(v)`` for every value ``v`` of column ``j`` of a 2-D array, in one numpy pass.
+
+    The histograms share one bucket layout. prometheus_client has no bulk observe: per value,
+    ``observe`` scans the buckets in Python and writes the sum and a bucket (in multiprocess mode
+    each write takes a lock and touches an mmap). Here the buckets are counted with numpy and
+    each touched bucket is written once. This reads the histograms' own fields
+    (``_upper_bounds``, ``_buckets``, ``_sum``) of the pinned prometheus_client;
+    tests/unit/model_server/test_metrics.py checks the result against ``observe``.
+    """
+    if matrix.size == 0 or not histograms:
+        return
+    bounds = histograms[0]._upper_bounds  # ascending, +Inf last
+    n_bounds, n_columns = len(bounds), len(histograms)
+    # observe() counts a value in the first bucket whose bound is >= the value: searchsorted "left".
+    flat = np.searchsorted(bounds, matrix[:, :n_columns], side="left") + np.arange(n_columns) * n_bounds
+    counts = np.bincount(flat.ravel(), minlength=n_bounds * n_columns)
+    for histogram, total in zip(histograms, matrix[:, :n_columns].sum(axis=0), strict=True):
+        histogram._sum.inc(float(total))
+    for index in np.flatnonzero(counts):
+        histograms[index // n_bounds]._buckets[index % n_bounds].inc(int(counts[index]))
 
 
 def exposition() -> tuple[bytes, str]:

@@ -16,7 +16,7 @@ from . import metrics
 from .artifact import Artifact, ModelLoadError
 from .runtime import select_runtime
 
-DRIFT_SAMPLE_ROWS = 32  # rows of each request observed in the feature histograms
+DRIFT_SAMPLE_ROWS = 32  # rows of each model call (a request, or a micro-batch) observed in the feature histograms
 MAX_CLASS_LABELS = 50  # more classes than this share one "other" metric label
 
 
@@ -106,10 +106,7 @@ class Predictor:
         return Prediction(labels=self._runtime.predict(rows))
 
     def _observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
-        sample = rows[:DRIFT_SAMPLE_ROWS]
-        for column, histogram in enumerate(self._feature_values):
-            for value in sample[:, column]:
-                histogram.observe(float(value))
+        metrics.observe_columns(self._feature_values, rows[:DRIFT_SAMPLE_ROWS])
         if self._class_counters:
             values, counts = np.unique(labels, return_counts=True)
             for value, count in zip(values, counts, strict=True):
