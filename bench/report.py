@@ -70,6 +70,17 @@ def _delta(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None else f"{a - b:+.2f} ms"
 
 
+def _cpu_per_request(direct: dict[str, Any] | None, stack: dict[str, Any] | None) -> tuple[float, ...] | None:
+    """(b)'s replica, (c)'s replicas and (c)'s nginx: CPU µs per answered request."""
+    if not direct or not stack or not direct.get("rps") or not stack.get("rps"):
+        return None
+    b_cores = sum(direct["cpu"]["components_cores"].values())
+    components = stack["cpu"]["components_cores"]
+    nginx = sum(v for k, v in components.items() if k.startswith("nginx"))
+    replicas = sum(v for k, v in components.items() if k.startswith("model"))
+    return b_cores / direct["rps"] * 1e6, replicas / stack["rps"] * 1e6, nginx / stack["rps"] * 1e6
+
+
 def _get(runs: dict[int, dict[str, Any]], c: int, *path: str) -> Any:
     value: Any = runs.get(c)
     for part in path:
@@ -234,6 +245,22 @@ def render_markdown(results: dict[str, Any]) -> str:
         "stack's replicas can use together: the difference is nginx's hop (and the split into 3 replicas)."
     )
     lines.append("")
+    cost_rows = [_cpu_per_request(direct.get(c), stack.get(c)) for c in conc]
+    if any(cost_rows):
+        lines += [
+            "Where it goes: both (b) and (c) keep the 2 cores busy at c ≥ 16, so what the stack spends per request "
+            "beyond (b) is throughput lost. CPU per answered request, in µs (containers' cgroup time ÷ req/s):",
+            "",
+            "| c | (b) replica | (c) replicas | (c) nginx | (c) total | (c) − (b) |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for c, row in zip(conc, cost_rows, strict=True):
+            if row:
+                b_us, replicas_us, nginx_us = row
+                total = replicas_us + nginx_us
+                cells = (b_us, replicas_us, nginx_us, total)
+                lines.append(f"| {c} | " + " | ".join(f"{v:,.0f}" for v in cells) + f" | +{total - b_us:,.0f} |")
+        lines.append("")
     batching = settings.get("batching", {})
     nobatch = _runs(results, "direct-nobatch")
     if nobatch:
