@@ -106,7 +106,8 @@ class Settings:
     image: str
     replicas: int
     host: str
-    workers: int | None  # gunicorn workers per replica; None: the server's default (one per CPU of its limit)
+    workers: int | None  # GUNICORN_WORKERS for the replicas; None: the server's default
+    workers_per_replica: int  # what the replicas run: ``workers``, or the default, one per CPU of the limit
     model_cpus: float
     model_memory: str
     direct_workers: int
@@ -134,6 +135,7 @@ class Settings:
         model_cpus = float(env.get("BENCH_MODEL_CPUS", "1.0"))
         model_memory = env.get("BENCH_MODEL_MEMORY", "512M")
         ncpu = os.cpu_count() or 1
+        per_replica = workers or min(math.ceil(model_cpus), ncpu)  # the server's default: one per CPU
         batch_raw = env.get("BENCH_BATCH_OFF_ENV")
         parallel = env.get("BENCH_MLSERVER_PARALLEL_WORKERS", "")
         concurrency = [int(c) for c in env.get("BENCH_CONCURRENCY", "1 16 64").split()]
@@ -154,9 +156,10 @@ class Settings:
             replicas=replicas,
             host=env.get("BENCH_HOST") or target_host(),
             workers=workers,
+            workers_per_replica=per_replica,
             model_cpus=model_cpus,
             model_memory=model_memory,
-            direct_workers=int(env.get("BENCH_DIRECT_WORKERS") or replicas * (workers or math.ceil(model_cpus))),
+            direct_workers=int(env.get("BENCH_DIRECT_WORKERS") or replicas * per_replica),
             direct_cpus=float(env.get("BENCH_DIRECT_CPUS") or min(replicas * model_cpus, ncpu)),
             direct_memory=env.get("BENCH_DIRECT_MEMORY") or f"{replicas * _memory_bytes(model_memory) // MIB}m",
             rate_limit=env.get("BENCH_RATE_LIMIT", "100000r/s"),
@@ -692,8 +695,8 @@ class Direct(System):
             "docker run": f"--cpus {s.direct_cpus} --memory {s.direct_memory} -p {self.host}:{self.port}:8000",
             "GUNICORN_WORKERS": s.direct_workers,
             "why": (
-                f"the same total gunicorn workers as the stack ({s.replicas} replicas x "
-                f"{s.workers or math.ceil(s.model_cpus)}) and the CPU the "
+                f"the same total gunicorn workers as the stack ({s.replicas} replicas x {s.workers_per_replica}) "
+                "and the CPU the "
                 f"stack's replicas can use together (min({s.replicas} x {s.model_cpus}, {os.cpu_count()} cores)), "
                 "so that stack vs direct isolates nginx and the split into replicas"
             ),
@@ -743,7 +746,7 @@ class Stack(System):
         self.settings = {
             "compose": f"docker compose -p {s.project} up -d --build --wait model nginx",
             "MODEL_REPLICAS": s.replicas,
-            "GUNICORN_WORKERS": s.workers or f"{math.ceil(s.model_cpus)} (the default: one per CPU of MODEL_CPUS)",
+            "GUNICORN_WORKERS": s.workers or f"{s.workers_per_replica} (the default: one per CPU of MODEL_CPUS)",
             "MODEL_CPUS": s.model_cpus,
             "MODEL_MEMORY": s.model_memory,
             "NGINX_RATE_LIMIT": s.rate_limit,
@@ -1235,7 +1238,7 @@ def main() -> int:
         "host": s.host,
         "stack": {
             "replicas": s.replicas,
-            "gunicorn_workers": s.workers or math.ceil(s.model_cpus),
+            "gunicorn_workers": s.workers_per_replica,
             "model_cpus": s.model_cpus,
             "model_memory": s.model_memory,
             "nginx_rate_limit": s.rate_limit,
