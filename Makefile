@@ -1,4 +1,4 @@
-# Shortcuts; the README's two commands are `docker compose up -d --build` and `make test`.
+# Shortcuts; the README's two commands are `docker compose up -d --build --wait` and `make test`.
 .PHONY: up down logs ps test test-unit bench lint
 
 up:        ## start the stack (builds the model image)

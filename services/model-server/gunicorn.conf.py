@@ -20,17 +20,29 @@ from pathlib import Path  # noqa: E402
 from model_server.cpu import cpu_limit  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+def _int_setting(name: str, default: int) -> int:
+    """An integer from the environment; empty or unset means ``default``. Anything else stops the server."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"gunicorn.conf.py: {name} must be an integer (or empty), got {raw!r}") from None
+
+
+bind = f"0.0.0.0:{_int_setting('PORT', 8000)}"
 # One worker per CPU: a worker is one Python thread of greenlets, so it uses at most one core.
 # (gunicorn itself reads WEB_CONCURRENCY, and fails on an empty value: compose sets GUNICORN_WORKERS.)
-workers = int(os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or cpu_limit())
+workers = _int_setting("GUNICORN_WORKERS", _int_setting("WEB_CONCURRENCY", 0)) or cpu_limit()
 worker_class = "model_server.gunicorn_worker.GeventWorker"  # each response in one write; fair keep-alive
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+worker_connections = _int_setting("GUNICORN_WORKER_CONNECTIONS", 1000)
 preload_app = True  # load + warm up once; a model that cannot be served stops the master
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))  # SIGTERM: finish in-flight
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))  # longer than nginx's upstream keepalive
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+timeout = _int_setting("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int_setting("GUNICORN_GRACEFUL_TIMEOUT", 25)  # SIGTERM: finish in-flight
+keepalive = _int_setting("GUNICORN_KEEPALIVE", 75)  # longer than nginx's upstream keepalive
+max_requests = _int_setting("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
 # Worker heartbeat files: in memory, and writable under a read-only root filesystem.
 _shm = Path("/dev/shm")  # noqa: S108 - a per-container tmpfs, not a shared /tmp

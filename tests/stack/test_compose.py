@@ -74,3 +74,30 @@ def test_start_order(config: dict) -> None:
     assert set(services["nginx"]["depends_on"]) == {"model"}
     assert set(services["nginx-exporter"]["depends_on"]) == {"nginx"}
     assert set(services["grafana"]["depends_on"]) == {"prometheus"}
+
+
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def test_env_example_has_no_empty_value_with_an_inline_comment() -> None:
+    # Compose reads `KEY=   # text` as the value "# text"; commented-out assignments count too,
+    # since users uncomment them.
+    for number, line in enumerate(ENV_EXAMPLE.read_text().splitlines(), start=1):
+        assignment = re.sub(r"^#\s*(?=[A-Z_][A-Z0-9_]*=)", "", line)
+        assert not re.match(r"[A-Z_][A-Z0-9_]*=\s+#", assignment), f".env.example:{number}: {line!r}"
+
+
+def test_env_example_as_env_file_gives_the_documented_values() -> None:
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(ENV_EXAMPLE), "config", "--format", "yaml"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name, service in services.items():
+        for key, value in (service.get("environment") or {}).items():
+            assert not str(value).lstrip().startswith("#"), f"{name}: {key}={value!r} (a comment read as a value)"
+    model = services["model"]["environment"]
+    assert model["GUNICORN_WORKERS"] == ""
+    assert model["GUNICORN_WORKER_CONNECTIONS"] == "1000"
+    assert model["BATCH_MAX_ROWS"] == "256"

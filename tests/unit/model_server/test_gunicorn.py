@@ -418,3 +418,15 @@ def test_a_model_that_predicts_with_joblib_threads_is_served(tmp_path: Path, sam
         assert response.json()["prediction"] == forest.predict(sample_rows[:20]).tolist()
     finally:
         stop(server)
+
+
+def test_a_malformed_number_setting_stops_the_server_naming_it(model_dir: Path, tmp_path: Path) -> None:
+    # e.g. `GUNICORN_WORKERS=   # comment` in an env file, which Compose reads as "# comment".
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "model_server.wsgi:app"],
+        env={**env, "GUNICORN_WORKERS": "# workers per replica", "MODEL_DIR": str(model_dir), "PORT": str(free_port())},
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "GUNICORN_WORKERS must be an integer (or empty), got '# workers per replica'" in result.stderr
