@@ -62,7 +62,7 @@ def test_model_service(config: dict) -> None:
     assert model["deploy"]["replicas"] == 3
     assert model["deploy"]["resources"]["limits"]["memory"]
     gunicorn = (ROOT / "services/model-server/gunicorn.conf.py").read_text()
-    graceful = int(re.search(r'GUNICORN_GRACEFUL_TIMEOUT", "(\d+)"', gunicorn).group(1))
+    graceful = int(re.search(r'_int_setting\("GUNICORN_GRACEFUL_TIMEOUT", (\d+)\)', gunicorn).group(1))
     grace = model["stop_grace_period"]
     assert int(grace.rstrip("s")) >= graceful, f"stop_grace_period {grace} < gunicorn graceful timeout {graceful}s"
 
