@@ -23,6 +23,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# What `docker compose up` reads by itself on a single host: the stack, then the monitoring UIs on
+# 127.0.0.1. Named explicitly because `-f` turns the default override file off.
+OVERRIDE_FILE = ROOT / "docker-compose.override.yml"
+COMPOSE_FILES = ("-f", str(COMPOSE_FILE), "-f", str(OVERRIDE_FILE))
 
 # What the tests run with, and why (the README's test section lists them too).
 TEST_ENV = {
@@ -34,6 +38,8 @@ TEST_ENV = {
     "MAX_BATCH_ROWS": "1024",
     "MODEL_REPLICAS": "3",
     "API_KEYS": "",
+    # Opted in so that tests see which replica answered; test_09 checks the default (off).
+    "NGINX_UPSTREAM_ADDR_HEADER": "on",
 }
 
 
@@ -50,8 +56,18 @@ def run(args: list[str], timeout: float = 120, check: bool = True, env: dict[str
     return result.stdout
 
 
+class NotYet(Exception):
+    """What a probe raises for "not there yet, ask again" (e.g. a query with no data yet)."""
+
+
 def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    """Call ``probe`` until it returns neither None nor False; fail with ``what`` after ``timeout``."""
+    """Call ``probe`` until it returns neither None nor False; fail with ``what`` after ``timeout``.
+
+    Only "not yet" is retried: a service not answering yet (connection errors, a half-ready JSON
+    body) or :class:`NotYet`. An ``AssertionError`` inside the probe fails at once: a probe that
+    checks, say, "0 failed requests" must not have a failure retried away. Count such things
+    over the whole run and assert once instead.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -59,7 +75,7 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
             last = probe()
             if last is not None and last is not False:
                 return last
-        except (requests.RequestException, AssertionError, KeyError, ValueError) as exc:
+        except (requests.RequestException, KeyError, ValueError, NotYet) as exc:
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
@@ -100,7 +116,7 @@ class Stack:
     # --- compose -----------------------------------------------------------------------------
     def compose(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
         return run(
-            ["docker", "compose", "-p", self.project, "-f", str(COMPOSE_FILE), *args],
+            ["docker", "compose", "-p", self.project, *COMPOSE_FILES, *args],
             timeout=timeout,
             env={**os.environ, **self.env, **(env or {})},
         )
@@ -141,7 +157,8 @@ class Stack:
 
     def scalar(self, promql: str) -> float:
         result = self.query(promql)
-        assert result, f"query {promql!r} returned no data"
+        if not result:
+            raise NotYet(f"query {promql!r} returned no data")
         return float(result[0]["value"][1])
 
     def active_targets(self, job: str) -> list[dict[str, Any]]:

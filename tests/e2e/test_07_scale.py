@@ -1,10 +1,16 @@
-"""Scaling to 5 replicas is picked up by nginx and Prometheus without restarting either."""
+"""Scaling by MODEL_REPLICAS (README, "Scaling"), 3 -> 5 -> 3 under continuous load, fails no
+request; nginx follows without a restart; no replica is re-created; and neither the scaling nor a
+Compose re-creation of the replicas fires ModelReplicaDown."""
 
+import threading
 import time
 
-from tests.load import send_load
+from tests.load import LoadResult, send_load
 
 from .stack import Stack, wait_for
+
+CONCURRENCY = 8
+DESIRED = "model_serving:replicas_desired"
 
 
 def started_at(stack: Stack, service: str) -> tuple[str, str]:
@@ -12,31 +18,60 @@ def started_at(stack: Stack, service: str) -> tuple[str, str]:
     return container, stack.inspect(container)["State"]["StartedAt"]
 
 
-def test_scale_to_5_and_back(stack: Stack) -> None:
-    nginx_before, prometheus_before = started_at(stack, "nginx"), started_at(stack, "prometheus")
-    stack.up("--scale", "model=5", "--no-recreate")
-    scaled_at = time.monotonic()
+def test_scale_to_5_and_back_under_load(stack: Stack) -> None:
+    nginx_before = started_at(stack, "nginx")
+    original = set(stack.container_ids("model"))
+    assert len(original) == 3
+    window_start = time.time()
+    probes: list[LoadResult] = []  # every request sent, by the background load and the probes
+
+    done = threading.Event()
+    background: dict[str, LoadResult] = {}
+    loader = threading.Thread(
+        target=lambda: background.update(result=send_load(f"{stack.nginx_url}/predict", 1, CONCURRENCY, until=done))
+    )
+    loader.start()
     try:
-        replicas = stack.replica_ips()
-        assert len(replicas) == 5
 
-        def traffic_on_all_5() -> bool | None:
+        def answered_by_exactly(replicas: set[str]) -> bool | None:
             result = send_load(f"{stack.nginx_url}/predict", 100, concurrency=4)
-            seen = set(result.upstreams)
-            return (result.failed == 0 and seen == set(replicas)) or None
+            probes.append(result)
+            return set(result.upstreams) == replicas or None
 
-        def five_targets() -> bool | None:
+        def scraped_exactly(replicas: set[str]) -> bool | None:
             up = [t for t in stack.active_targets("model") if t["health"] == "up"]
-            return {t["labels"]["instance"].removesuffix(":8000") for t in up} == set(replicas) or None
+            return {t["labels"]["instance"].removesuffix(":8000") for t in up} == replicas or None
 
-        wait_for("nginx to spread traffic over 5 replicas", traffic_on_all_5, timeout=30, interval=1)
-        wait_for("Prometheus to scrape 5 targets", five_targets, timeout=max(1, 30 - (time.monotonic() - scaled_at)))
-        print(f"\n[e2e] 5 replicas served and scraped {time.monotonic() - scaled_at:.0f}s after scaling")
-        assert started_at(stack, "nginx") == nginx_before, "nginx was restarted"
-        assert started_at(stack, "prometheus") == prometheus_before, "Prometheus was restarted"
+        for count in (5, 3):
+            stack.up(env={"MODEL_REPLICAS": str(count)})
+            scaled_at = time.monotonic()
+            replicas = set(stack.replica_ips())
+            assert len(replicas) == count
+            wait_for(f"nginx to spread traffic over exactly {count} replicas",
+                     lambda r=replicas: answered_by_exactly(r), timeout=30)  # fmt: skip
+            wait_for(f"Prometheus to scrape exactly {count} replicas",
+                     lambda r=replicas: scraped_exactly(r), timeout=60, interval=2)  # fmt: skip
+            wait_for(f"Prometheus to know that {count} replicas are meant to run",
+                     lambda c=count: stack.scalar(DESIRED) == c or None, timeout=30)  # fmt: skip
+            print(f"\n[e2e] {count} replicas served and scraped {time.monotonic() - scaled_at:.0f}s after scaling")
     finally:
-        stack.up("--scale", "model=3", "--no-recreate")
-    assert len(stack.replica_ips()) == 3
-    result = send_load(f"{stack.nginx_url}/predict", 300, concurrency=8)
-    assert result.failed == 0, result.statuses
-    assert len(result.upstreams) == 3
+        done.set()
+        loader.join()
+    result = background["result"]
+    print(f"[e2e] under the scaling: {result.summary()}")
+    for load in (result, *probes):
+        assert load.failed == 0, f"{load.summary()}; first errors: {load.errors[:3]}"
+    assert result.sent > 1000, result.summary()
+    assert started_at(stack, "nginx") == nginx_before, "nginx was restarted"
+    assert original <= set(stack.container_ids("model")), "scaling re-created the replicas that kept running"
+
+    # A re-creation (new image, changed setting) replaces every replica: no alert either.
+    stack.up("--force-recreate", services=["model"])
+    assert not original & set(stack.container_ids("model"))
+    replicas = set(stack.replica_ips())
+    wait_for("Prometheus to scrape the re-created replicas", lambda: scraped_exactly(replicas), timeout=60, interval=2)
+    time.sleep(20)  # two more rule evaluations
+    window = int(time.time() - window_start) + 1
+    fired = stack.query(f'max_over_time(ALERTS{{alertname="ModelReplicaDown",alertstate="firing"}}[{window}s])')
+    assert not fired, f"ModelReplicaDown fired after scaling or re-creating: {fired}"
+    assert not stack.alerts("ModelReplicaDown"), stack.alerts("ModelReplicaDown")

@@ -41,7 +41,7 @@ def test_infer_matches_predict(stack: Stack) -> None:
         json={"features": ROWS.astype(float).tolist(), "return_probabilities": True},
         timeout=10,
     ).json()
-    assert labels.tolist() == expected["prediction"]
+    assert labels.tolist() == expected["prediction"] == [0, 1, 2]  # setosa, versicolor, virginica
     assert np.allclose(probabilities, expected["probabilities"])
     assert probabilities.shape == (3, 3)
 
@@ -52,7 +52,7 @@ def test_infer_json_and_errors(stack: Stack) -> None:
     result = client(stack).infer(
         MODEL, inputs=[tensor], outputs=[triton.InferRequestedOutput("predict", binary_data=False)]
     )
-    assert result.as_numpy("predict").shape == (1,)
+    assert result.as_numpy("predict").tolist() == [0]
     bad = triton.InferInput("input-0", [1, 3], "FP32")
     bad.set_data_from_numpy(ROWS[:1, :3])
     try:

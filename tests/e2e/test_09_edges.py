@@ -56,6 +56,21 @@ def test_burst_over_rate_limit_gets_429(stack: Stack) -> None:
         stack.up("--no-deps", services=["nginx"])
 
 
+def test_replica_addresses_not_told_to_clients_by_default(stack: Stack) -> None:
+    # The test stack opts in (NGINX_UPSTREAM_ADDR_HEADER=on); nginx with the default must not.
+    url, body = f"{stack.nginx_url}/predict", {"features": [1, 2, 3, 4]}
+    assert "X-Upstream-Addr" in requests.post(url, json=body, timeout=10).headers
+    stack.up("--no-deps", services=["nginx"], env={"NGINX_UPSTREAM_ADDR_HEADER": "off"})
+    try:
+        answered, not_found = requests.post(url, json=body, timeout=10), requests.get(f"{url}/nope", timeout=10)
+        for response in (answered, not_found):
+            assert response.status_code in (200, 404), response.text
+            assert "X-Upstream-Addr" not in response.headers, response.headers
+            assert not any(ip in str(response.headers) for ip in stack.replica_ips()), response.headers
+    finally:
+        stack.up("--no-deps", services=["nginx"])
+
+
 def test_api_keys_enforced_when_configured(stack: Stack) -> None:
     key = secrets.token_urlsafe(32)
     stack.up("--no-deps", services=["model"], env={"API_KEYS": key})

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.e2e.stack import COMPOSE_FILE, ROOT
+from tests.e2e.stack import COMPOSE_FILE, COMPOSE_FILES, OVERRIDE_FILE, ROOT
 
 pytestmark = pytest.mark.docker
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def config() -> dict:
     result = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "--format", "yaml"],
+        ["docker", "compose", *COMPOSE_FILES, "config", "--format", "yaml"],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"docker compose config failed:\n{result.stderr}"
@@ -23,7 +23,7 @@ def config() -> dict:
 
 def test_config_quiet_passes() -> None:
     result = subprocess.run(
-        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        ["docker", "compose", *COMPOSE_FILES, "config", "-q"],
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -38,6 +38,15 @@ def test_images_pinned(config: dict) -> None:
 
 
 def test_only_nginx_on_all_interfaces(config: dict) -> None:
+    # The monitoring UIs come from the single-host override; the stack file itself (what a
+    # cluster deploys) publishes nginx alone.
+    stack_file = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    assert [name for name, service in stack_file.items() if service.get("ports")] == ["nginx"]
+    override = yaml.safe_load(OVERRIDE_FILE.read_text())["services"]
+    assert set(override) == {"prometheus", "alertmanager", "grafana"}
+    assert all(set(service) == {"ports"} for service in override.values()), override
+    for name in ("prometheus", "alertmanager", "grafana"):
+        assert config["services"][name]["ports"], f"{name} is not published on the single host"
     for name, service in config["services"].items():
         for port in service.get("ports", []):
             if name == "nginx":

@@ -37,6 +37,7 @@ ENV = {
     "NGINX_RATE_BURST": "200",
     "MAX_BODY_BYTES": "1048576",
     "NGINX_PROXY_READ_TIMEOUT": "30s",
+    "NGINX_UPSTREAM_ADDR_HEADER": "off",
 }
 
 # Must match services.nginx in docker-compose.yml.

@@ -136,6 +136,7 @@ def test_config_contract():
     assert targets("nginx") == ["nginx-exporter:9113"]
     assert targets("alertmanager") == ["alertmanager:9093"]
     assert targets("prometheus") == ["localhost:9090"]
+    assert "/tmp/rules/*.yml" in config["rule_files"], "entrypoint.sh's model_serving:replicas_desired"
     # nothing is scraped through the load balancer
     static = [sc for job in jobs.values() for sc in job.get("static_configs", [])]
     every_target = [t for sc in static for t in sc["targets"]]
@@ -145,7 +146,9 @@ def test_config_contract():
 def test_rules_have_severity_and_annotations():
     rules = _alert_rules()
     names = [r["alert"] for r in rules]
-    assert len(names) == len(set(names)), names
+    # One name may have several rules (ModelReplicaDown: one per way a replica is down).
+    exprs = [(r["alert"], " ".join(r["expr"].split())) for r in rules]
+    assert len(exprs) == len(set(exprs)), exprs
     expected = {
         "ModelReplicaDown",
         "NoReadyReplicas",
@@ -160,15 +163,45 @@ def test_rules_have_severity_and_annotations():
         assert rule["annotations"]["description"].strip(), rule["alert"]
 
 
-def test_model_replica_down_covers_vanished_targets():
-    (rule,) = [r for r in _alert_rules() if r["alert"] == "ModelReplicaDown"]
-    expr = " ".join(rule["expr"].split())
-    assert 'up{job="model"} == 0' in expr
-    assert 'max_over_time(up{job="model"}[10m])' in expr
-    assert "unless on(instance)" in expr
-    # fires within ~45 s of a stop: 5 s DNS refresh + 10 s evaluation + for
-    for_seconds = int(rule.get("for", "0s").removesuffix("s"))
-    assert for_seconds <= 20
+def _seconds(duration: str) -> int:
+    return int(duration.removesuffix("s"))
+
+
+def test_model_replica_down_knows_how_many_replicas_are_meant_to_run():
+    rules = {" ".join(r["expr"].split()): r for r in _alert_rules() if r["alert"] == "ModelReplicaDown"}
+    assert set(rules) == {
+        'up{job="model"} == 0 and on(instance) (timestamp(up{job="model"}) > time() - 30)',
+        '(count(up{job="model"} == 1 and on(instance) (timestamp(up{job="model"}) > time() - 30)) or vector(0))'
+        " < on() model_serving:replicas_desired",
+    }
+    # Fires within 90 s of a replica dying: 5 s DNS refresh + 10 s evaluation + `for`.
+    for rule in rules.values():
+        assert 5 + 10 + _seconds(rule["for"]) <= 90 - 10, rule
+    # A new replica loads its model before it answers: not "down" for its first 20 s.
+    assert (
+        _seconds(rules['up{job="model"} == 0 and on(instance) (timestamp(up{job="model"}) > time() - 30)']["for"]) >= 30
+    )
+
+
+def test_entrypoint_records_model_replicas_as_a_rule():
+    image = compose_image("prometheus", DEFAULT_IMAGE)
+    script = (
+        "sh /etc/prometheus/entrypoint.sh --version >/dev/null"
+        " && /bin/promtool check rules /tmp/rules/deployment.yml >/dev/null"
+        " && cat /tmp/rules/deployment.yml"
+    )
+    cmd = ["docker", "run", "--rm", "--pull", "never", "--network", "none", "--read-only", "--tmpfs", "/tmp",
+           "-v", f"{PROMETHEUS_DIR}:{MOUNT}:ro", "--entrypoint", "/bin/sh"]  # fmt: skip
+    written = subprocess.run([*cmd, "-e", "MODEL_REPLICAS=4", image, "-c", script],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    rule = yaml.safe_load(written.stdout)["groups"][0]["rules"][0]
+    assert rule == {"record": "model_serving:replicas_desired", "expr": "vector(4)"}
+    for bad in ("", "3; rm -rf /", "two"):
+        refused = subprocess.run([*cmd, "-e", f"MODEL_REPLICAS={bad}", image, "-c", script],
+                                 capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert refused.returncode == 2, (bad, refused.stdout, refused.stderr)
+        assert "MODEL_REPLICAS must be a whole number" in refused.stderr
 
 
 def test_every_alert_is_unit_tested_firing_and_quiet():

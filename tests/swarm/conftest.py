@@ -16,6 +16,7 @@ import re
 import secrets
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.stack import ROOT, TEST_ENV, free_host_ports, image_available, run, wait_for
+from tests.e2e.stack import ROOT, TEST_ENV, NotYet, free_host_ports, image_available, run, wait_for
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SWARM_FILE = ROOT / "docker-compose.swarm.yml"
@@ -125,7 +126,8 @@ class SwarmStack:
 
     def one_container(self, name: str) -> str:
         tasks = self.running_tasks(name)
-        assert tasks, f"no running task of {name}"
+        if not tasks:  # e.g. between the old and the new task of an update
+            raise NotYet(f"no running task of {name}")
         return self.container_of(tasks[0])
 
     def http_inside(self, service: str, url: str, headers: dict[str, str] | None = None) -> str:
@@ -134,6 +136,23 @@ class SwarmStack:
         for key, value in (headers or {}).items():
             args += ["--header", f"{key}: {value}"]
         return run(["docker", "exec", self.one_container(service), *args, url], timeout=30)
+
+    def deploy(self, **overrides: str) -> None:
+        """`docker stack deploy` (again) with this stack's settings, changed by ``overrides``."""
+        self.env.update(overrides)
+        # --resolve-image never: the image exists on this (only) node and no registry is asked.
+        self.stack_cmd("deploy", "--detach=true", "--resolve-image", "never",
+                       "-c", str(COMPOSE_FILE), "-c", str(SWARM_FILE), self.name)  # fmt: skip
+
+    def prometheus_query(self, promql: str) -> list[dict[str, Any]]:
+        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        body = json.loads(self.http_inside("prometheus", url))
+        assert body["status"] == "success", body
+        return body["data"]["result"]
+
+    def alertmanager_alerts(self, name: str) -> list[dict[str, Any]]:
+        return [a for a in json.loads(self.http_inside("alertmanager", "http://127.0.0.1:9093/api/v2/alerts"))
+                if a["labels"].get("alertname") == name]  # fmt: skip
 
     def prometheus_targets(self, job: str) -> list[dict[str, Any]]:
         body = json.loads(self.http_inside("prometheus", "http://127.0.0.1:9090/api/v1/targets?state=active"))
@@ -216,9 +235,7 @@ def swarm_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     run(["docker", "compose", "-p", name, "-f", str(COMPOSE_FILE), "build", "model"],
         timeout=900, env={**os.environ, **env})  # fmt: skip
     try:
-        # --resolve-image never: the image exists on this (only) node and no registry is asked.
-        stack.stack_cmd("deploy", "--detach=true", "--resolve-image", "never",
-                        "-c", str(COMPOSE_FILE), "-c", str(SWARM_FILE), name)  # fmt: skip
+        stack.deploy()
         try:
             wait_for("every service of the stack to run its tasks", stack.converged, timeout=180, interval=2)
         except AssertionError as exc:

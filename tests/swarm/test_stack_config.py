@@ -7,6 +7,7 @@ swarm tests (test_swarm.py) are not run.
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,23 +19,47 @@ from .conftest import COMPOSE_FILE, SWARM_FILE
 pytestmark = pytest.mark.docker
 
 # Services that others reach by name: their name must resolve to every task (dnsrr), not to a
-# virtual IP that needs the routing mesh (IPVS).
-BY_NAME = {"model", "nginx", "nginx-exporter"}
+# virtual IP that needs the routing mesh (IPVS). Every service of the stack is one: nginx
+# reaches the model, Prometheus the model, nginx-exporter and Alertmanager, nginx-exporter
+# nginx, Grafana Prometheus.
+BY_NAME = {"model", "nginx", "nginx-exporter", "prometheus", "alertmanager", "grafana"}
+GRAFANA_FILE = ROOT / "docker-compose.swarm-grafana.yml"
 
 
-@pytest.fixture(scope="module")
-def merged(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def stack_config(tmp_path_factory: pytest.TempPathFactory, *files: Path) -> dict:
     secret = tmp_path_factory.mktemp("secrets") / "secret"
     secret.write_text("not-a-real-secret-0123456789")
     # The defaults, whatever this shell sets (only what the docker CLI itself needs is kept).
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME"} or k.startswith("DOCKER_")}
     env |= {"API_KEYS_SECRET_FILE": str(secret), "GRAFANA_ADMIN_PASSWORD_SECRET_FILE": str(secret)}
     result = subprocess.run(
-        ["docker", "stack", "config", "-c", str(COMPOSE_FILE), "-c", str(SWARM_FILE)],
+        ["docker", "stack", "config", *(arg for file in files for arg in ("-c", str(file)))],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, f"docker stack config refuses the files:\n{result.stderr}"
     return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return stack_config(tmp_path_factory, COMPOSE_FILE, SWARM_FILE)
+
+
+def published(config: dict) -> dict[str, list[dict]]:
+    return {name: service["ports"] for name, service in config["services"].items() if service.get("ports")}
+
+
+def test_nothing_published_but_nginx(merged: dict) -> None:
+    # Swarm cannot bind a port to one address: whatever is published opens on every node.
+    assert set(published(merged)) == {"nginx"}, published(merged)
+
+
+def test_grafana_published_on_request_with_login(tmp_path_factory: pytest.TempPathFactory) -> None:
+    config = stack_config(tmp_path_factory, COMPOSE_FILE, SWARM_FILE, GRAFANA_FILE)
+    ports = published(config)
+    assert set(ports) == {"nginx", "grafana"}, ports
+    assert [(p["target"], p["mode"]) for p in ports["grafana"]] == [(3000, "host")]
+    assert config["services"]["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
 
 
 def test_no_host_bind_mounts(merged: dict) -> None:
@@ -56,7 +81,7 @@ def test_services_reached_by_name_resolve_to_every_task(merged: dict) -> None:
 
 def test_tmpfs_mounts_are_volumes(merged: dict) -> None:
     # Swarm ignores the service-level `tmpfs:` key that Compose uses.
-    for name in ("model", "nginx"):
+    for name in ("model", "nginx", "prometheus"):
         service = merged["services"][name]
         targets = {v["target"] for v in service.get("volumes", [])}
         wanted = {entry.split(":")[0] for entry in service.get("tmpfs", [])}

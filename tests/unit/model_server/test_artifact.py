@@ -6,13 +6,16 @@ import hashlib
 import json
 import pickle
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import joblib
 import numpy as np
 import pytest
 import skops.io
+from model_server import artifact as artifact_module
 from model_server.artifact import DEFAULT_TRUSTED_TYPES, ModelLoadError, load_artifact
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -361,3 +364,65 @@ class _Broken:
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         raise ValueError("no")
+
+
+# --- what is verified is what is loaded ---------------------------------------------------------
+
+
+@pytest.fixture
+def swap_after_hashing(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path, bytes], None]:
+    """Arrange for ``path`` to hold ``content`` from the moment the loader has its SHA-256 digest.
+
+    Another process replacing the file between the check and the load: if the loader read the
+    file again after hashing it, it would load ``content``, which nobody verified.
+    """
+
+    def arrange(path: Path, content: bytes) -> None:
+        real = hashlib.sha256
+
+        class SwapOnDigest:
+            def __init__(self, *data: bytes) -> None:
+                self._digest = real(*data)
+
+            def update(self, data: bytes) -> None:
+                self._digest.update(data)
+
+            def hexdigest(self) -> str:
+                digest = self._digest.hexdigest()
+                path.write_bytes(content)
+                return digest
+
+        monkeypatch.setattr(artifact_module, "hashlib", SimpleNamespace(sha256=SwapOnDigest))
+
+    return arrange
+
+
+@pytest.mark.parametrize("name", ["model.pkl", "model.joblib"])
+def test_a_pickle_swapped_after_its_check_is_never_loaded(
+    tmp_path: Path, name: str, fitted, iris, swap_after_hashing
+) -> None:
+    path = dump_pickle(fitted, tmp_path / name)
+    pinned = sha256(path)
+    marker = tmp_path / "code-ran"
+    swap_after_hashing(path, dump_pickle(Boom(marker), tmp_path / f"evil-{name}").read_bytes())
+
+    artifact = load_artifact(tmp_path, pinned)
+
+    assert not marker.exists(), "the swapped-in pickle ran"
+    assert path.read_bytes() == (tmp_path / f"evil-{name}").read_bytes(), "the file was swapped"
+    np.testing.assert_array_equal(artifact.estimator.predict(iris[0]), fitted.predict(iris[0]))
+    assert artifact.sha256 == pinned
+
+
+def test_a_skops_file_swapped_after_its_check_is_never_loaded(
+    model_copy: Path, metadata: dict, fitted, swap_after_hashing, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.skops"
+    skops.io.dump(fitted, other)  # a valid model, but not the one metadata.json records
+    swap_after_hashing(model_copy / "model.skops", other.read_bytes())
+
+    artifact = load_artifact(model_copy)
+
+    assert (model_copy / "model.skops").read_bytes() == other.read_bytes(), "the file was swapped"
+    assert artifact.sha256 == metadata["sha256"]
+    assert type(artifact.estimator).__name__ == "RandomForestClassifier", "the verified bytes were loaded"

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from model_server.batching import MicroBatcher
+from model_server import metrics
+from model_server.batching import BatchInterrupted, MicroBatcher
 from model_server.predictor import Prediction
 
-from .helpers import sample
+from .helpers import INFER, assert_error, sample, v2_input
+
+HANG = 5.0  # seconds: a request not answered by then would never be
+GEVENT_SCENARIOS = Path(__file__).with_name("gevent_batching.py")  # run, never imported: it patches the stdlib
 
 
 class FakeModel:
@@ -133,3 +140,133 @@ def test_batching_can_be_turned_off(app_factory: Any) -> None:
     response = app.test_client().post("/predict", json={"features": [1, 2, 3, 4]})
     assert response.status_code == 200
     assert sample("model_server_batch_size_count") == before
+
+
+# --- whatever happens in a batch, every request gets an answer and the next one is served -----
+
+
+def ask(batcher: MicroBatcher, rows: np.ndarray) -> Future:
+    """``batcher.predict(rows)`` in a daemon thread: a request that hangs cannot hang the tests."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(batcher.predict(rows))
+        except BaseException as exc:  # the leader's own BaseException is part of what is checked
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+def outcomes(futures: list[Future]) -> list[Any]:
+    """Each request's labels, or the exception it raised; fails if one gets no answer."""
+    results: list[Any] = []
+    for future in futures:
+        try:
+            results.append(future.result(timeout=HANG).labels.tolist())
+        except TimeoutError:
+            pytest.fail("a request of the batch hangs: it got neither an answer nor an error")
+        except BaseException as exc:
+            results.append(exc)
+    return results
+
+
+def behind_a_running_call(batcher: MicroBatcher, values: list[float]) -> tuple[Future, list[Future]]:
+    """One request in a model call (label 100), then requests queued behind it, in this order."""
+    first = ask(batcher, rows_of(100.0))
+    time.sleep(0.05)
+    queued = []
+    for value in values:
+        queued.append(ask(batcher, rows_of(value)))
+        time.sleep(0.01)  # in this order: the first of them leads the next batch
+    return first, queued
+
+
+class Abort(BaseException):
+    """Like gevent.Timeout or GreenletExit: not an Exception, so no ``except Exception`` stops it."""
+
+
+def kinds(results: list[Any]) -> list[str]:
+    return sorted("answer" if isinstance(r, list) else type(r).__name__ for r in results)
+
+
+@pytest.mark.parametrize("where", ["observe_many", "BATCH_SIZE.observe"])
+def test_a_metrics_write_that_fails_in_the_leader_answers_the_batch(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    batcher = MicroBatcher(FakeModel(delay=0.2), max_rows=64)
+    first, batch = behind_a_running_call(batcher, [0.0, 1.0, 2.0])
+    owner, name = (metrics, where) if "." not in where else (getattr(metrics, where.split(".")[0]), "observe")
+
+    def broken(*_args: Any) -> None:
+        raise RuntimeError("metrics storage unavailable")
+
+    monkeypatch.setattr(owner, name, broken)  # while the first call runs: the next batch's leader hits it
+    results = outcomes(batch)
+    monkeypatch.undo()
+
+    assert outcomes([first]) == [[100.0]]
+    # The leader (whichever request queued first) gets its own error, its batch-mates theirs.
+    assert kinds(results) == ["BatchInterrupted", "BatchInterrupted", "RuntimeError"], results
+    assert all("RuntimeError" in str(r) for r in results if isinstance(r, BatchInterrupted))
+    assert outcomes([ask(batcher, rows_of(7.0))]) == [[7.0]], "the next request is served"
+
+
+def test_a_base_exception_from_the_model_answers_the_batch() -> None:
+    class AbortingModel(FakeModel):
+        def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+            prediction = super().predict(rows, with_probabilities)
+            if len(self.calls) == 2:  # the batch behind the first call
+                raise Abort("interrupted")
+            return prediction
+
+    batcher = MicroBatcher(AbortingModel(delay=0.2), max_rows=3)
+    values = [0.0, 1.0, 2.0, 3.0]
+    first, batch = behind_a_running_call(batcher, values)  # a batch of three, and one behind it
+
+    results = outcomes(batch)
+
+    assert outcomes([first]) == [[100.0]]
+    # The leader's own BaseException reaches the leader; its batch-mates get an error; the request
+    # queued behind the interrupted batch is served by the next leader.
+    assert kinds(results) == ["Abort", "BatchInterrupted", "BatchInterrupted", "answer"], results
+    assert all(r == [v] for r, v in zip(results, values, strict=True) if isinstance(r, list))
+    assert outcomes([ask(batcher, rows_of(7.0))]) == [[7.0]]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "follower_killed_while_waiting",
+        "follower_killed_as_leadership_is_handed_to_it",
+        "follower_killed_as_it_starts_to_lead",
+        "leader_killed_in_its_model_call",
+        "leader_timed_out_in_its_model_call",
+    ],
+)
+def test_interrupted_greenlets_never_stall_the_batcher(scenario: str) -> None:
+    # Under gevent (the server's worker), in a process of its own: it patches the standard library.
+    result = subprocess.run(
+        [sys.executable, str(GEVENT_SCENARIOS), scenario],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr
+
+
+@pytest.mark.parametrize("path", ["/predict", INFER])
+def test_an_interrupted_batch_is_a_503_that_invites_a_retry(
+    app_factory: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    app = app_factory(batch_max_rows=64)
+
+    def interrupted(*_args: Any) -> Prediction:
+        raise BatchInterrupted("the request leading this request's batch failed with GreenletExit")
+
+    monkeypatch.setattr(app.extensions["model_server"].batcher, "predict", interrupted)
+    body = {"features": [1, 2, 3, 4]} if path == "/predict" else {"inputs": [v2_input([1, 2, 3, 4], [1, 4])]}
+
+    response = app.test_client().post(path, json=body)
+
+    assert_error(response, 503, "interrupted", "retry")
+    assert response.headers["Retry-After"] == "1"

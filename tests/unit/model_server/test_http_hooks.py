@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import re
+import string
 import sys
 
 import pytest
@@ -13,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pythonjsonlogger.json import JsonFormatter
 
-from .helpers import json_logs
+from .helpers import json_logs, sample
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -154,3 +156,41 @@ def test_start_up_line_names_the_model(app_factory, metadata, monkeypatch: pytes
     assert (line["estimator"], line["runtime"], line["api_keys"]) == ("RandomForestClassifier", "treelite", 2)
     assert "request_id" not in line, "outside a request there is no request id"
     assert "k" * 20 not in buffer.getvalue(), "keys are counted, never logged"
+
+
+def series_count(client: FlaskClient) -> int:
+    """Sample lines of the model server's own families in the /metrics exposition."""
+    text = client.get("/metrics").get_data(as_text=True)
+    return sum(1 for line in text.splitlines() if line.startswith("model_server_"))
+
+
+def test_request_data_cannot_create_metric_series(app_factory) -> None:
+    # Methods and paths are the client's to choose: each one, if it became a label value, would
+    # be a new series in every replica's metrics, without bound.
+    client = app_factory().test_client()
+    rng = random.Random(2024)
+
+    def token() -> str:
+        return "".join(rng.choices(string.ascii_uppercase, k=rng.randint(3, 12)))
+
+    def path() -> str:
+        shapes = ["/{}", "/{}/{}", "/v2/models/{}", "/v2/models/{}/versions/{}/infer", "/predict/{}"]
+        return rng.choice(shapes).format(token().lower(), token())
+
+    def others() -> float:
+        return sum(
+            sample("model_server_requests_total", route="<unmatched>", method="other", status=status)
+            for status in ("404", "405")
+        )
+
+    for method in ("GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "WARMUP"):
+        for target in ("/nope", "/v2/models/x", "/predict", "/v2/models/iris-rf/versions/1/infer"):
+            client.open(target, method=method)
+    before = series_count(client)
+    others_before = others()
+
+    for _ in range(200):
+        assert client.open(path(), method=token()).status_code in (404, 405)
+
+    assert series_count(client) == before
+    assert others() - others_before == 200, "every invented method is counted, as 'other'"

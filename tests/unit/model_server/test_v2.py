@@ -264,13 +264,13 @@ def test_infer_ignores_unknown_fields(client: FlaskClient) -> None:
         ({"inputs": [v2_input([1, 2, None, 4], [4])]}, 422, ["data[2] must be a number", "null"]),
         ({"inputs": [v2_input([1, 2, 3, True], [4], "FP32")]}, 422, ["data[3] must be a number", "boolean"]),
         ({"inputs": [v2_input(7, [1])]}, 422, ["inputs.0.data"]),
-        ({"inputs": [{"name": "x", "shape": [4], "datatype": "FP32"}]}, 422, ["neither 'data' nor binary data"]),
+        ({"inputs": [{"name": "input-0", "shape": [4], "datatype": "FP32"}]}, 422, ["neither 'data' nor binary data"]),
         ({"inputs": []}, 422, ["inputs"]),
         ({}, 422, ["inputs", "field required"]),
         ({"inputs": [v2_input([1, 2, 3, 4], [4])] * 2}, 422, ["exactly one input tensor", "got 2"]),
-        ({"inputs": [{"name": "x", "datatype": "FP32", "data": [1, 2, 3, 4]}]}, 422, ["inputs.0.shape"]),
-        ({"inputs": [{"name": "x", "shape": [4], "data": [1, 2, 3, 4]}]}, 422, ["inputs.0.datatype"]),
-        ({"inputs": [v2_input([[[[[[[[[[[1, 2, 3, 4]]]]]]]]]]], [4])]}, 422, ["nested too deeply"]),
+        ({"inputs": [{"name": "input-0", "datatype": "FP32", "data": [1, 2, 3, 4]}]}, 422, ["inputs.0.shape"]),
+        ({"inputs": [{"name": "input-0", "shape": [4], "data": [1, 2, 3, 4]}]}, 422, ["inputs.0.datatype"]),
+        ({"inputs": [v2_input([[[[[[[[[[[1, 2, 3, 4]]]]]]]]]]], [1] * 8)]}, 422, ["shape", "has 8 dimensions"]),
         ({"inputs": [v2_input([1, 2, 3, 4], [4])], "id": 5}, 422, ["id"]),
     ],
 )
@@ -280,7 +280,7 @@ def test_infer_invalid_request(client: FlaskClient, body: dict, status: int, fra
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_infer_non_finite_is_422(client: FlaskClient, literal: str) -> None:
-    body = f'{{"inputs": [{{"name": "x", "shape": [4], "datatype": "FP64", "data": [1, 2, {literal}, 4]}}]}}'
+    body = f'{{"inputs": [{{"name": "input-0", "shape": [4], "datatype": "FP64", "data": [1, 2, {literal}, 4]}}]}}'
 
     assert_error(client.post(INFER, data=body), 422, "row 0, feature 2", "finite")
 
@@ -357,7 +357,8 @@ def test_binary_input_json_output(client: FlaskClient, estimator, rows: np.ndarr
 def test_binary_input_binary_outputs(client: FlaskClient, estimator, rows: np.ndarray) -> None:
     x = rows[3::8]
     tensor, raw = binary_input(x, "FP32", "f4")
-    outputs = [{"name": "predict", "parameters": {"binary_data": True}}, {"name": "predict_proba"}]
+    binary = {"binary_data": True}  # per output (test_v2_tensors.py mixes binary and JSON outputs)
+    outputs = [{"name": "predict", "parameters": binary}, {"name": "predict_proba", "parameters": binary}]
     body, headers = binary_request({"id": "b-1", "inputs": [tensor], "outputs": outputs}, raw)
 
     header, tensors = split_binary_response(client.post(INFER, data=body, headers=headers))
@@ -447,14 +448,14 @@ def test_binary_size_must_match_the_binary_part(client: FlaskClient, declared: o
 
 
 def test_binary_size_without_a_binary_part_is_400(client: FlaskClient) -> None:
-    tensor = {"name": "x", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}
+    tensor = {"name": "input-0", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}
 
     assert_error(infer(client, {"inputs": [tensor]}), 400, "binary_data_size")
 
 
 def test_binary_partial_values_is_422(client: FlaskClient) -> None:
     raw = np.ones(4, "<f4").tobytes()[:-2]  # 14 bytes: three and a half FP32 values
-    tensor = {"name": "x", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}
+    tensor = {"name": "input-0", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}
     body, headers = binary_request({"inputs": [tensor]}, raw)
 
     assert_error(client.post(INFER, data=body, headers=headers), 422, "not a whole number of FP32 values")

@@ -8,12 +8,17 @@ A model directory holds one artifact and, optionally, ``metadata.json`` (written
 * ``model.joblib`` / ``model.pkl``: pickle-based formats run arbitrary code when loaded, so
   they load only when the file's SHA-256 equals the configured ``MODEL_SHA256``.
 
+The artifact is read once, into memory, and the bytes that were hashed (and type-checked, for
+skops) are the bytes that are loaded: opening the file a second time would load whatever it
+holds by then, and a file replaced between the check and the load would run unverified code.
+
 Every refusal raises :class:`ModelLoadError` with a one-line reason.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pickle
 from dataclasses import dataclass
@@ -82,7 +87,8 @@ def load_artifact(model_dir: Path, expected_sha256: str = "", extra_trusted_type
     """Load and verify the artifact in ``model_dir``; raise ModelLoadError on any refusal."""
     metadata = read_metadata(model_dir)
     path = find_artifact(model_dir, metadata)
-    digest = sha256_of(path)
+    data = _read(path)  # the one read: everything below checks and loads these bytes
+    digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 and digest != expected_sha256:
         raise ModelLoadError(f"{path.name} has SHA-256 {digest}, but MODEL_SHA256 is {expected_sha256}")
     recorded = metadata.get("sha256")
@@ -90,14 +96,14 @@ def load_artifact(model_dir: Path, expected_sha256: str = "", extra_trusted_type
         raise ModelLoadError(f"{path.name} has SHA-256 {digest}, but {METADATA_NAME} records {recorded}")
 
     if path.suffix == ".skops":
-        estimator = _load_skops(path, DEFAULT_TRUSTED_TYPES + extra_trusted_types)
+        estimator = _load_skops(path, data, DEFAULT_TRUSTED_TYPES + extra_trusted_types)
     elif path.suffix in (".pkl", ".joblib"):
         if not expected_sha256:
             raise ModelLoadError(
                 f"refusing to unpickle {path.name}: pickle can run arbitrary code; set "
                 f"MODEL_SHA256={digest} if you trust this exact file, or convert it to skops"
             )
-        estimator = _load_pickle(path)
+        estimator = _load_pickle(path, data)
     else:
         raise ModelLoadError(f"unsupported artifact format {path.suffix!r}")
 
@@ -106,11 +112,20 @@ def load_artifact(model_dir: Path, expected_sha256: str = "", extra_trusted_type
     return Artifact(path=path, sha256=digest, estimator=estimator, metadata=metadata)
 
 
-def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path} cannot be read: {_one_line(exc)}") from None
+
+
+def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> Any:
     import skops.io
 
+    if not data:  # skops takes empty data for no data at all
+        raise ModelLoadError(f"{path.name} is not a readable skops file: it is empty")
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
+        untrusted = skops.io.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises a variety of errors on corrupt files
         raise ModelLoadError(f"{path.name} is not a readable skops file: {_one_line(exc)}") from None
     refused = sorted(set(untrusted) - set(trusted))
@@ -120,19 +135,18 @@ def _load_skops(path: Path, trusted: tuple[str, ...]) -> Any:
             "add them to MODEL_TRUSTED_TYPES only if you trust where the file came from"
         )
     try:
-        return skops.io.load(path, trusted=list(untrusted))
+        return skops.io.loads(data, trusted=list(untrusted))
     except Exception as exc:
         raise ModelLoadError(f"{path.name} could not be loaded: {_one_line(exc)}") from None
 
 
-def _load_pickle(path: Path) -> Any:
+def _load_pickle(path: Path, data: bytes) -> Any:
     try:
         if path.suffix == ".joblib":
             import joblib
 
-            return joblib.load(path)
-        with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - guarded by the SHA-256 check above
+            return joblib.load(io.BytesIO(data))
+        return pickle.loads(data)  # noqa: S301 - guarded by the SHA-256 check above
     except Exception as exc:
         raise ModelLoadError(f"{path.name} could not be unpickled: {_one_line(exc)}") from None
 

@@ -13,6 +13,13 @@ With threads it hands the GIL to request threads that are ready.
 
 Results are split back per request. If a batched call fails, each request of the batch is
 retried alone, so one bad request never fails its batch-mates.
+
+Invariant: a leader always passes leadership on and answers every request of its batch, whatever
+happens in it. Its work runs in ``try``/``finally``: an error outside the model call (a metrics
+write) or a ``BaseException`` (``gevent.Timeout``, ``GreenletExit`` when a greenlet is killed)
+still reaches the leader itself, while its batch-mates get :class:`BatchInterrupted` instead of
+waiting forever. Leadership must never go to a dead waiter either: a follower interrupted while
+it waits leaves the queue, and passes leadership on if it had just been handed to it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ import numpy as np
 
 from . import metrics
 from .predictor import Prediction
+
+
+class BatchInterrupted(Exception):
+    """The request was fine, but the leader of its batch failed before answering it; retry it."""
 
 
 class Model(Protocol):
@@ -60,40 +71,67 @@ class MicroBatcher:
         with self._lock:
             self._queue.append(request)
             self._arrived.notify()
-            if self._busy:
-                follower = True
-            else:
+            follower = self._busy
+            if not follower:
                 self._busy = request.lead = True
-                follower = False
         if follower:
-            request.done.wait()
+            self._follow(request)
             if not request.lead:
                 return _outcome(request)
-        self._lead()
+        self._lead(request)
         return _outcome(request)
 
-    def _lead(self) -> None:
-        """Run one batch (the leader's request is first in the queue), then pass leadership on."""
-        time.sleep(0)  # let the requests this worker has already received join the batch
-        with self._lock:
-            if self._max_wait > 0:
-                deadline = time.perf_counter() + self._max_wait
-                while _rows(self._queue) < self._max_rows and (left := deadline - time.perf_counter()) > 0:
-                    self._arrived.wait(left)
-            batch = _take(self._queue, self._max_rows)
-        started = time.perf_counter()
-        metrics.observe_many(metrics.BATCH_QUEUE_WAIT, started - np.fromiter((r.queued_at for r in batch), float))
-        metrics.BATCH_SIZE.observe(len(batch))
-        self._run(batch)
-        with self._lock:
-            if self._queue:
-                successor = self._queue[0]
-                successor.lead = True
-                successor.done.set()
-            else:
-                self._busy = False
-        for request in batch:
-            request.done.set()
+    def _follow(self, request: _Request) -> None:
+        """Wait until the request is answered or made leader; if interrupted, leave the queue."""
+        try:
+            request.done.wait()
+        except BaseException:  # gevent.Timeout, GreenletExit: nobody will act on a handed-over lead
+            with self._lock:
+                if request in self._queue:  # not yet taken into a batch, so never will be
+                    self._queue.remove(request)
+                    if request.lead:
+                        self._pass_on()
+            raise
+
+    def _lead(self, request: _Request) -> None:
+        """Run one batch (``request`` first in the queue), then pass leadership on, whatever happens."""
+        batch: list[_Request] = []
+        failure: BaseException | None = None
+        try:
+            time.sleep(0)  # let the requests this worker has already received join the batch
+            with self._lock:
+                if self._max_wait > 0:
+                    deadline = time.perf_counter() + self._max_wait
+                    while _rows(self._queue) < self._max_rows and (left := deadline - time.perf_counter()) > 0:
+                        self._arrived.wait(left)
+                batch = _take(self._queue, self._max_rows)
+            started = time.perf_counter()
+            metrics.observe_many(metrics.BATCH_QUEUE_WAIT, started - np.fromiter((r.queued_at for r in batch), float))
+            metrics.BATCH_SIZE.observe(len(batch))
+            self._run(batch)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            with self._lock:
+                if request in self._queue:  # interrupted before it took its batch
+                    self._queue.remove(request)
+                self._pass_on()
+            for member in batch:
+                if member.result is None and member.error is None:
+                    member.error = BatchInterrupted(
+                        f"the request leading this request's batch failed with {type(failure).__name__}"
+                    )
+                member.done.set()
+
+    def _pass_on(self) -> None:
+        """Hand leadership to the first queued request, or mark the model idle (lock held)."""
+        if self._queue:
+            successor = self._queue[0]
+            successor.lead = True
+            successor.done.set()
+        else:
+            self._busy = False
 
     def _run(self, batch: list[_Request]) -> None:
         if len(batch) == 1:

@@ -40,6 +40,10 @@ def not_found(message: str) -> ApiError:
     return ApiError(404, message)
 
 
+def unavailable(message: str, retry_after_seconds: int = 1) -> ApiError:
+    return ApiError(503, message, {"Retry-After": str(retry_after_seconds)})
+
+
 def error_response(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 

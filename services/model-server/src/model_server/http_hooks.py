@@ -41,8 +41,9 @@ def register_request_hooks(app: Flask, log_requests: bool = False) -> None:
         route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
         elapsed = time.perf_counter() - g.get("start", time.perf_counter())
         if route != "/metrics":
-            metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            metrics.REQUEST_DURATION.labels(route, request.method).observe(elapsed)
+            method = metrics.method_label(request.method)  # the client's own, unless a standard one
+            metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
+            metrics.REQUEST_DURATION.labels(route, method).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         if not log_requests:
             return response

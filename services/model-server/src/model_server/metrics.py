@@ -6,8 +6,11 @@ wiped at start (``gunicorn.conf.py``), each worker writes its own files, ``/metr
 and ``child_exit`` marks dead workers so their live gauges disappear. Without that variable
 (tests, the Flask dev server) the default single-process registry is used.
 
-Label values are bounded: routes are URL rules (never raw paths), statuses are HTTP codes,
-classes and features come from the loaded model (features capped by DRIFT_MAX_FEATURES).
+Label values are bounded, since each value is a series kept by every replica and Prometheus:
+nothing a client sends becomes a label as sent. Routes are URL rules (never raw paths, and
+``<unmatched>`` for none), methods are the standard HTTP methods' names or ``other``
+(:func:`method_label`), statuses are the HTTP codes the server answers with, and classes and
+features come from the loaded model (features capped by DRIFT_MAX_FEATURES).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from prometheus_client import (
 )
 
 PREFIX = "model_server"
+# RFC 9110's methods and PATCH (RFC 5789); any other method a client invents counts as "other".
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+OTHER_METHOD = "other"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ROW_BUCKETS = tuple(float(2**i) for i in range(11))  # 1 .. 1024
@@ -106,6 +112,11 @@ BATCH_QUEUE_WAIT = Histogram(
     "Time a request waited for its model call to start (micro-batching).",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
+
+
+def method_label(method: str) -> str:
+    """The ``method`` label of a request: its method if a standard one, else ``other``."""
+    return method if method in HTTP_METHODS else OTHER_METHOD
 
 
 def observe_many(histogram: Histogram, values: np.ndarray) -> None:

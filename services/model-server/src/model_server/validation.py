@@ -7,6 +7,7 @@ Rules shared by ``/predict`` and the V2 ``infer`` endpoint:
 * values are finite: NaN and +/-Infinity are refused (422), and so are values past the float32
   range (|x| > 3.4e38), which scikit-learn's tree models cast their input to;
 * every row has exactly the model's feature count (422) and there is at least one row (422);
+* V2 ``data`` is flat, or nested as a regular array of exactly the tensor's shape (422);
 * at most ``max_rows`` rows per request (413).
 """
 
@@ -111,18 +112,41 @@ def check_finite(matrix: np.ndarray, where: str) -> np.ndarray:
     return matrix
 
 
-def flatten(data: Any, where: str, depth: int = 0) -> list[Any]:
-    """Row-major flattening of nested JSON arrays (V2 allows nested or flat ``data``)."""
+def tensor_values(data: Any, shape: list[int], where: str) -> list[Any]:
+    """A V2 tensor's JSON ``data`` -> its values, flat and in row-major order.
+
+    The protocol allows ``data`` flat (its length is checked against the shape later) or nested
+    as the tensor is. Nested data must be a regular array of exactly the tensor's shape: counting
+    the numbers is not enough, since ``[[1, 2, 3], [4]]`` holds the four of shape ``[1, 4]`` but
+    not as one row of four.
+    """
     if not isinstance(data, list):
         raise unprocessable(f"{where} must be an array, got {_json_type(data)}")
-    if depth > 8:
-        raise unprocessable(f"{where} is nested too deeply")
     if not any(isinstance(item, list) for item in data):
         return data
     flat: list[Any] = []
-    for item in data:
-        flat.extend(flatten(item, where, depth + 1) if isinstance(item, list) else [item])
+    _collect(data, shape, 0, where, flat)
     return flat
+
+
+def _collect(data: list[Any], shape: list[int], axis: int, where: str, flat: list[Any]) -> None:
+    """Append the values of ``data``, the part of a tensor at dimension ``axis``, refusing irregular nesting."""
+    dimensions = f"shape {shape} has {_count(len(shape), 'dimension')}"
+    if axis >= len(shape):
+        raise unprocessable(f"{where} is an array, but {dimensions}; nest data as the shape, or send it flat")
+    if len(data) != shape[axis]:
+        raise unprocessable(
+            f"{where} has {_count(len(data), 'item')}, but shape {shape} needs {shape[axis]} there; "
+            "nested data must be a regular array of the tensor's shape (or send it flat)"
+        )
+    last = axis == len(shape) - 1
+    for i, item in enumerate(data):
+        if isinstance(item, list):
+            _collect(item, shape, axis + 1, f"{where}[{i}]", flat)
+        elif not last:
+            raise unprocessable(f"{where}[{i}] must be an array ({dimensions}), got {_json_type(item)}")
+        else:
+            flat.append(item)
 
 
 def _check_row(row: list[Any], n_features: int, where: str) -> None:
@@ -143,6 +167,10 @@ def _floats(values: list[Any], where: str) -> np.ndarray:
         return np.array(values, dtype=np.float64)
     except OverflowError:
         raise unprocessable(f"{where}: a number is too large for a 64-bit float") from None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _json_type(value: Any) -> str:

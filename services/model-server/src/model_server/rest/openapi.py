@@ -40,7 +40,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "Unknown model or version",
         413: "Body or row count over the limit",
         422: "Well-formed JSON that is not a valid request (shape, feature count, types, NaN/inf)",
-        503: "Model not ready",
+        503: "Model not ready; or (inference) the model call this request shared was interrupted: retry",
     }
     return {str(c): {"description": text[c], "content": _json(_ref("ErrorBody"))} for c in codes}
 
@@ -84,6 +84,19 @@ _PREDICT_RESPONSE = {
 }
 
 
+_INFER_DESCRIPTION = (
+    "One input tensor, named input-0 (as the model metadata publishes it), of shape [rows, features] "
+    "or [features]; data flat or nested as that shape. With the binary tensor data extension, the body "
+    "is a JSON header of Inference-Header-Content-Length bytes followed by the raw tensor. "
+    "Each output is binary if its parameters.binary_data is true, JSON if false, and otherwise as the "
+    "request's parameters.binary_data_output says (default JSON). If any output is binary, the response is "
+    "application/octet-stream: a JSON header (its length in Inference-Header-Content-Length) in which JSON "
+    "outputs carry data and binary ones parameters.binary_data_size, then the binary outputs' bytes in "
+    "output order."
+)
+_BINARY = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+
+
 def _model_paths(suffix: str, operation: dict[str, Any], method: str) -> dict[str, Any]:
     base = "/v2/models/{name}"
     return {
@@ -109,7 +122,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Predict one or several rows (the tutorial's API)",
                 "security": security,
                 "requestBody": {"required": True, "content": _json(_PREDICT_REQUEST)},
-                "responses": {**_ok("Predictions", _PREDICT_RESPONSE), **_errors(400, 401, 413, 422)},
+                "responses": {**_ok("Predictions", _PREDICT_RESPONSE), **_errors(400, 401, 413, 422, 503)},
             }
         },
         "/v2": {
@@ -168,9 +181,16 @@ def openapi_document() -> dict[str, Any]:
             {
                 "operationId": "model_infer",
                 "summary": "V2 inference (JSON, or the binary tensor data extension)",
+                "description": _INFER_DESCRIPTION,
                 "security": security,
                 "requestBody": {"required": True, "content": _json(_ref("InferenceRequest"))},
-                "responses": {**_ok("Inference result", _ref("InferenceResponse")), **_errors(400, 401, 404, 413, 422)},
+                "responses": {
+                    "200": {
+                        "description": "Inference result",
+                        "content": {**_json(_ref("InferenceResponse")), "application/octet-stream": _BINARY},
+                    },
+                    **_errors(400, 401, 404, 413, 422, 503),
+                },
             },
             "post",
         ),

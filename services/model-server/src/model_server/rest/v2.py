@@ -2,8 +2,14 @@
 
 Supports the JSON tensor format and the binary tensor data extension (what ``tritonclient``
 sends by default): a JSON header of ``Inference-Header-Content-Length`` bytes followed by raw
-little-endian tensors. The model takes one input tensor of shape ``[rows, n_features]`` and
-has outputs ``predict`` (labels) and, for classifiers, ``predict_proba``.
+little-endian tensors. The model takes one input tensor, named ``input-0`` as its metadata
+publishes, of shape ``[rows, n_features]``, and has outputs ``predict`` (labels) and, for
+classifiers, ``predict_proba``.
+
+Each output is binary or JSON on its own, as the extension says: its ``parameters.binary_data``
+if given, else the request's ``parameters.binary_data_output``, else JSON. A response may mix
+them: JSON outputs keep ``data`` in the header, binary ones give ``binary_data_size`` and their
+bytes follow the header, in output order.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from .. import __version__
 from ..errors import bad_request, not_found, unprocessable
 from ..predictor import ModelDescription, Prediction
 from ..state import infer, server_state
-from ..validation import flatten, json_object, matrix_from_tensor, numbers_from_values
+from ..validation import json_object, matrix_from_tensor, numbers_from_values, tensor_values
 from .v2_schema import (
     NUMERIC_DATATYPES,
     InferenceRequest,
@@ -105,6 +111,11 @@ def model_infer(name: str, version: str | None = None) -> Response:
         raise unprocessable(
             f"expected exactly one input tensor of shape [rows, {model.n_features}], got {len(req.inputs)}"
         )
+    if req.inputs[0].name != INPUT_NAME:
+        raise unprocessable(
+            f"unknown input {req.inputs[0].name!r}; this model's input is {INPUT_NAME!r} "
+            f"(see GET /v2/models/{model.name})"
+        )
 
     wanted = [o.name for o in req.outputs] if req.outputs else [OUTPUT_LABELS]
     known = {OUTPUT_LABELS} | ({OUTPUT_PROBABILITIES} if model.has_probabilities else set())
@@ -112,14 +123,16 @@ def model_infer(name: str, version: str | None = None) -> Response:
     if unknown:
         raise unprocessable(f"unknown output {unknown[0]!r}; this model has {', '.join(sorted(known))}")
 
+    binary_outputs = _binary_outputs(req, wanted)
+
     rows = _input_rows(req.inputs[0], binary, model)
     prediction = infer(rows, with_probabilities=OUTPUT_PROBABILITIES in wanted)
     outputs = [_output(n, prediction, model) for n in wanted]
     response = InferenceResponse(
         model_name=model.name, model_version=model.version, id=req.id or g.request_id, outputs=outputs
     )
-    if _binary_outputs_wanted(req):
-        return _binary_response(response)
+    if any(binary_outputs):
+        return _binary_response(response, binary_outputs)
     return jsonify(response.model_dump(exclude_none=True))
 
 
@@ -166,7 +179,7 @@ def _input_rows(tensor: RequestInput, binary: bytes | None, model: ModelDescript
     elif tensor.data is None:
         raise unprocessable(f"{where}: has neither 'data' nor binary data")
     else:
-        values = numbers_from_values(flatten(tensor.data, f"{where}.data"), f"{where}.data", dtype)
+        values = numbers_from_values(tensor_values(tensor.data, tensor.shape, f"{where}.data"), f"{where}.data", dtype)
     max_rows = server_state().settings.max_batch_rows
     return matrix_from_tensor(values, tensor.shape, model.n_features, max_rows, where)
 
@@ -188,15 +201,28 @@ def _datatype(model: ModelDescription, labels: np.ndarray | None = None) -> str:
     return {"i": "INT64", "u": "UINT64", "f": "FP64", "b": "BOOL"}.get(kind, "BYTES")
 
 
-def _binary_outputs_wanted(req: InferenceRequest) -> bool:
-    if req.outputs:
-        return any((o.parameters or {}).get("binary_data") is True for o in req.outputs)
-    return (req.parameters or {}).get("binary_data_output") is True
+def _binary_outputs(req: InferenceRequest, wanted: list[str]) -> list[bool]:
+    """Whether each wanted output is sent binary: its own ``binary_data``, else the request's default."""
+    default = _flag(req.parameters, "binary_data_output", "parameters") or False
+    if not req.outputs:
+        return [default] * len(wanted)
+    flags = [_flag(o.parameters, "binary_data", f"outputs[{i}].parameters") for i, o in enumerate(req.outputs)]
+    return [default if flag is None else flag for flag in flags]
 
 
-def _binary_response(response: InferenceResponse) -> Response:
+def _flag(parameters: dict[str, Any] | None, name: str, where: str) -> bool | None:
+    value = (parameters or {}).get(name)
+    if value is not None and not isinstance(value, bool):
+        raise unprocessable(f"{where}.{name} must be a boolean, got {json.dumps(value)[:40]}")
+    return value
+
+
+def _binary_response(response: InferenceResponse, binary_outputs: list[bool]) -> Response:
+    """The header with the JSON outputs' data, then the binary outputs' bytes in output order."""
     chunks = []
-    for output in response.outputs:
+    for output, binary in zip(response.outputs, binary_outputs, strict=True):
+        if not binary:
+            continue
         raw = _tensor_bytes(output)
         output.parameters = {**(output.parameters or {}), "binary_data_size": len(raw)}
         output.data = None

@@ -28,23 +28,34 @@ class _Lenient(BaseModel):
 
 
 class RequestInput(_Lenient):
-    name: str = Field(max_length=256)
+    name: str = Field(max_length=256, description="The input's name as the model metadata publishes it: input-0")
     shape: list[int] = Field(max_length=8)
     datatype: str
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size: the byte count of this tensor in the binary part of the body"
+    )
     data: list[Any] | None = Field(
-        default=None, description="Row-major tensor values, flat or nested; absent with binary data"
+        default=None,
+        description="Row-major tensor values: flat, or nested as a regular array of exactly the tensor's shape; "
+        "absent with binary data",
     )
 
 
 class RequestOutput(_Lenient):
     name: str = Field(max_length=256)
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="binary_data: true sends this output as binary data after the JSON header, false as JSON "
+        "'data'; absent, the request's parameters.binary_data_output decides",
+    )
 
 
 class InferenceRequest(_Lenient):
     id: str | None = Field(default=None, max_length=256)
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(
+        default=None,
+        description="binary_data_output: whether outputs without their own binary_data are binary (default false)",
+    )
     inputs: list[RequestInput] = Field(min_length=1, max_length=64)
     outputs: list[RequestOutput] | None = Field(default=None, max_length=16)
 
