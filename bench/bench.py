@@ -53,6 +53,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 WRK_DIR = BENCH_DIR / "wrk"
 SERVER_SRC = ROOT / "services" / "model-server"
 MODEL_NAME = "iris-rf"
+IMAGE_MODEL_DIR = f"/opt/models/{MODEL_NAME}/1"  # the image's built-in repository
 TUTORIAL_ROW = [1, 2, 3, 4]
 # model_server.config: batch_max_rows "0 turns micro-batching off".
 DEFAULT_BATCH_OFF_ENV = "BATCH_MAX_ROWS=0"
@@ -828,7 +829,7 @@ class Context:
         copy_name = f"bench-{s.bench_id}-modelcopy"
         run(["docker", "create", "--name", copy_name, "--label", f"bench.run={s.bench_id}", s.image], timeout=60)
         try:
-            run(["docker", "cp", f"{copy_name}:/opt/model", str(s.run_dir / "image-model")], timeout=60)
+            run(["docker", "cp", f"{copy_name}:{IMAGE_MODEL_DIR}", str(s.run_dir / "image-model")], timeout=60)
         finally:
             run(["docker", "rm", "-f", copy_name], timeout=60, check=False)
         self._load_model(s.run_dir / "image-model")
@@ -885,7 +886,7 @@ class Context:
         self.model_info = {
             "estimator": type(model).__name__,
             "params": {k: model.get_params()[k] for k in ("n_estimators", "max_depth", "random_state")},
-            "source": f"{s.image}:/opt/model/{artifact.name} (trained in the image build)",
+            "source": f"{s.image}:{IMAGE_MODEL_DIR}/{artifact.name} (trained in the image build)",
             "sha256": digest,
             "metadata": {
                 k: metadata.get(k)

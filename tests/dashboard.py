@@ -1,8 +1,8 @@
 """Read the PromQL queries out of a Grafana dashboard and make them runnable.
 
 Used by the dashboard tests: `panel_queries` lists every query of every panel (panels
-nested in collapsed rows included) and `render_expr` replaces Grafana's macros so that a
-query can be sent as is to Prometheus' /api/v1/query.
+nested in collapsed rows included) and `render_expr` replaces Grafana's macros and template
+variables (`all_values`) so that a query can be sent as is to Prometheus' /api/v1/query.
 """
 
 from __future__ import annotations
@@ -60,6 +60,16 @@ def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
     return queries
 
 
+def all_values(dashboard: Mapping) -> dict[str, str]:
+    """Each template variable with the value its "All" option sends (its ``allValue``, e.g. ``.*``)."""
+    variables = {}
+    for variable in (dashboard.get("templating") or {}).get("list") or []:
+        if not variable.get("includeAll") or variable.get("allValue") is None:
+            raise ValueError(f"variable ${variable.get('name')} has no 'All' value to render with")
+        variables[variable["name"]] = variable["allValue"]
+    return variables
+
+
 def parse_duration(text: str) -> float:
     """Seconds in a Prometheus/Grafana duration such as "10s", "1m30s" or "500ms"."""
     text = text.strip()
@@ -100,7 +110,7 @@ def render_expr(
       max(interval + scrape_interval, 4 * scrape_interval), i.e. "70s" for the defaults;
     - ``$__range`` becomes ``range_`` (``_s`` / ``_ms`` variants as numbers);
     - any other ``$name`` / ``${name}`` / ``[[name]]`` is looked up in ``variables``
-      (the dashboard defines none today).
+      (:func:`all_values` gives the dashboard's, as its "All" option renders them).
 
     Raises ValueError for an unknown macro or variable, so a test cannot send a query that
     still contains one.

@@ -2,7 +2,8 @@
 
 Workers are gevent (``model_server.gunicorn_worker``): each worker process serves up to
 GUNICORN_WORKER_CONNECTIONS connections in one thread of greenlets. The model is loaded once, in
-the master (``preload_app``), and shared by the workers. A greenlet switch costs far less than
+the master (``preload_app``), and shared by the workers; then each worker polls the model
+repository on its own (``post_worker_init``). A greenlet switch costs far less than
 handing a request to a thread and back, and requests waiting in one worker share its model calls
 (micro-batching).
 """
@@ -67,3 +68,11 @@ def child_exit(server, worker):
     """A dead worker's live gauges (in-flight, ready, info) must stop counting."""
     if _metrics_dir:
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Each worker polls the model repository itself (a greenlet): the master's copy of the
+    registry, loaded before the fork, is where every worker starts."""
+    from model_server.app import start_polling
+
+    start_polling(worker.wsgi)

@@ -8,13 +8,14 @@ import json
 
 import pytest
 
-from tests.dashboard import panel_queries, render_expr
+from tests.dashboard import all_values, panel_queries, render_expr
 from tests.load import send_load
 
 from .stack import ROOT, Stack, wait_for
 
 DASHBOARD = ROOT / "grafana" / "dashboards" / "model-serving.json"
-QUERIES = panel_queries(json.loads(DASHBOARD.read_text()))
+DASHBOARD_JSON = json.loads(DASHBOARD.read_text())
+QUERIES = panel_queries(DASHBOARD_JSON)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,6 @@ def loaded(stack: Stack) -> Stack:
 
 @pytest.mark.parametrize(("title", "expr"), QUERIES, ids=[f"{t}: {e[:60]}" for t, e in QUERIES])
 def test_panel_query_returns_data(loaded: Stack, title: str, expr: str) -> None:
-    promql = render_expr(expr, interval="1m")
+    promql = render_expr(expr, interval="1m", variables=all_values(DASHBOARD_JSON))  # the "All" choices
     result = wait_for(f"panel {title!r} to return data", lambda: loaded.query(promql) or None, timeout=30, interval=3)
     assert result, f"panel {title!r}: {promql} returned no data"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests import dashboard as dashboard_helper
-from tests.dashboard import iter_panels, panel_queries, render_expr
+from tests.dashboard import all_values, iter_panels, panel_queries, render_expr
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -114,9 +114,6 @@ def test_dashboard_identity(dashboard):
     # Grafana 12 writes schemaVersion 41; older numbers get migrated on every load.
     assert dashboard["schemaVersion"] >= 39
     assert "id" not in dashboard or dashboard["id"] is None
-    assert not dashboard.get("templating", {}).get("list"), (
-        "template variables must also be handled by tests/dashboard.py:render_expr"
-    )
 
 
 def test_dashboard_is_not_an_export_with_inputs(dashboard, dashboard_text):
@@ -211,10 +208,22 @@ def _balanced(expr: str) -> bool:
     return not stack and quote is None
 
 
+def test_model_and_version_variables(dashboard):
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"model", "version"}
+    assert "model_server_model_info" in variables["model"]["definition"]
+    assert "$model" in variables["version"]["definition"], "versions follow the chosen model"
+    assert all_values(dashboard) == {"model": ".*", "version": ".*"}
+    per_version = [e for _, e in panel_queries(dashboard) if 'version=~"$version"' in e]
+    for metric in ("model_server_model_requests_total", "model_server_model_request_duration_seconds_bucket",
+                   "model_server_predictions_total"):  # fmt: skip
+        assert any(metric in e for e in per_version), f"no per-version panel on {metric}"
+
+
 def test_exprs_are_balanced_and_render(dashboard):
     for title, expr in panel_queries(dashboard):
         assert _balanced(expr), f"{title}: unbalanced brackets or quotes in {expr}"
-        rendered = render_expr(expr)
+        rendered = render_expr(expr, variables=all_values(dashboard))
         assert "$" not in re.sub(r'"[^"]*"', "", rendered), (title, rendered)
         assert _balanced(rendered), (title, rendered)
 

@@ -99,6 +99,16 @@ def test_promtool_test_rules():
 # -------------------------------------------------------------------- static contract
 
 
+def test_every_rule_file_is_mounted_by_compose():
+    """rule_files globs /etc/prometheus/rules/, where compose mounts each rule file as its own
+    config: a file without its entry passes promtool here and is missing from the stack."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    sources = {name: (ROOT / config["file"]).resolve() for name, config in compose["configs"].items()}
+    mounted = {ref["target"]: sources[ref["source"]] for ref in compose["services"]["prometheus"]["configs"]}
+    for path in RULE_FILES:
+        assert mounted.get(in_container(path)) == path.resolve(), f"{path.name} has no configs: entry"
+
+
 def _alert_rules():
     rules = []
     for path in RULE_FILES:

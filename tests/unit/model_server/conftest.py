@@ -30,7 +30,7 @@ from model_server.config import Settings
 from model_server.train import train
 from sklearn.datasets import load_iris
 
-from .helpers import SETTINGS_ENV, json_logs
+from .helpers import MODEL, SETTINGS_ENV, json_logs, repository_of
 
 
 @pytest.fixture(autouse=True)
@@ -75,10 +75,25 @@ def model_copy(model_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(model_dir, tmp_path / "model"))
 
 
+@pytest.fixture(scope="session")
+def repository(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository holding the default model as iris-rf version 1; read-only for the tests."""
+    root = tmp_path_factory.mktemp("repository")
+    shutil.copytree(model_dir, root / MODEL / "1")
+    return root
+
+
 @pytest.fixture
-def app_factory(model_dir: Path) -> Callable[..., Flask]:
+def app_factory(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Flask]:
+    """Apps on the test repository, loaded once (MODEL_POLL_SECONDS=0: no poller thread; tests that
+    exercise polling call ``manager.sync()``). ``model_dir=DIR`` serves DIR as iris-rf version 1."""
+
     def make(**overrides: Any) -> Flask:
-        overrides.setdefault("model_dir", model_dir)
+        model_dir = overrides.pop("model_dir", None)
+        if model_dir is not None:
+            overrides["model_repository"] = repository_of(model_dir, tmp_path_factory.mktemp("repository"))
+        overrides.setdefault("model_repository", repository)
+        overrides.setdefault("model_poll_seconds", 0)
         return create_app(Settings(**overrides))  # production config: TESTING stays off
 
     return make

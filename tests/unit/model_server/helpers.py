@@ -6,20 +6,37 @@ import io
 import json
 import logging
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from model_server.config import Settings
+from model_server.registry import Servable
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pythonjsonlogger.json import JsonFormatter
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 MODEL = "iris-rf"
 INFER = f"/v2/models/{MODEL}/infer"
 # The environment variables Settings reads (kept out of the tests' processes and subprocesses).
 SETTINGS_ENV = tuple(name.upper() for name in Settings.model_fields)
+
+
+def repository_of(model_dir: Path, root: Path, name: str = MODEL, version: int = 1) -> Path:
+    """A repository at ``root`` whose only version is ``model_dir`` (linked, not copied)."""
+    (root / name).mkdir(parents=True)
+    (root / name / str(version)).symlink_to(model_dir, target_is_directory=True)
+    return root
+
+
+def served(app: Flask, name: str = MODEL, version: int | None = None) -> Servable:
+    """The version ``app`` serves right now (unversioned: the newest loaded)."""
+    return app.extensions["model_server"].registry.snapshot.servable(name, version)
 
 
 def assert_error(response: TestResponse, status: int, *fragments: str) -> str:
@@ -62,6 +79,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(app: Flask) -> Iterator[int]:
+    """``app`` on a real HTTP server (werkzeug, threaded) on a free local port, for real clients."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 @contextmanager

@@ -82,15 +82,11 @@ def test_the_trained_model_needs_only_the_default_trusted_types(model_dir: Path)
     assert set(skops.io.get_untrusted_types(file=model_dir / "model.skops")) <= set(DEFAULT_TRUSTED_TYPES)
 
 
-def test_expected_sha256_that_matches_loads(model_dir: Path, metadata: dict) -> None:
-    assert load_artifact(model_dir, metadata["sha256"]).sha256 == metadata["sha256"]
-
-
-def test_expected_sha256_that_differs_is_refused_for_skops_too(model_dir: Path, metadata: dict) -> None:
-    message = refusal(model_dir, "0" * 64)
-
-    assert "MODEL_SHA256" in message
-    assert metadata["sha256"] in message
+@pytest.mark.parametrize("trusted", [[], ["0" * 64]], ids=["none", "others"])
+def test_model_sha256_does_not_gate_skops(model_dir: Path, metadata: dict, trusted: list[str]) -> None:
+    # MODEL_SHA256 lists the pickles trusted to run; a skops file is checked by its types and
+    # by the digest its own metadata.json records (a repository holds many skops versions).
+    assert load_artifact(model_dir, trusted).sha256 == metadata["sha256"]
 
 
 # --- the model directory ----------------------------------------------------------------------
@@ -201,15 +197,15 @@ def test_untrusted_type_is_refused(untrusted_dir: Path) -> None:
 
 def test_untrusted_type_is_refused_even_with_a_matching_sha256(untrusted_dir: Path) -> None:
     # A pinned digest is no substitute for the type allow-list of skops files.
-    assert "untrusted types" in refusal(untrusted_dir, sha256(untrusted_dir / "model.skops"))
+    assert "untrusted types" in refusal(untrusted_dir, [sha256(untrusted_dir / "model.skops")])
 
 
 def test_trusting_another_type_does_not_admit_it(untrusted_dir: Path) -> None:
-    assert CUSTOM_TYPE in refusal(untrusted_dir, "", ("sklearn.something.Else",))
+    assert CUSTOM_TYPE in refusal(untrusted_dir, (), ("sklearn.something.Else",))
 
 
 def test_trusted_types_admit_it(untrusted_dir: Path, iris) -> None:
-    artifact = load_artifact(untrusted_dir, "", (CUSTOM_TYPE,))
+    artifact = load_artifact(untrusted_dir, (), (CUSTOM_TYPE,))
 
     x, y = iris
     expected = make_pipeline(FunctionTransformer(custom_steps.double), LogisticRegression(max_iter=1000)).fit(x, y)
@@ -227,7 +223,7 @@ def test_trusted_types_through_the_app(untrusted_dir: Path, app_factory, iris) -
     assert response.status_code == 200
     assert (
         response.get_json()["prediction"]
-        == load_artifact(untrusted_dir, "", (CUSTOM_TYPE,)).estimator.predict(x).tolist()
+        == load_artifact(untrusted_dir, (), (CUSTOM_TYPE,)).estimator.predict(x).tolist()
     )
 
 
@@ -256,18 +252,27 @@ def test_pickle_without_sha256_is_refused_before_unpickling(tmp_path: Path, name
     message = refusal(tmp_path)
 
     assert f"refusing to unpickle {name}" in message
-    assert f"MODEL_SHA256={sha256(path)}" in message, "the operator is told the digest to pin"
+    assert sha256(path) in message, "the operator is told the digest to pin"
+    assert "add its digest to MODEL_SHA256" in message
     assert not marker.exists(), "the pickle was never opened"
 
 
 @pytest.mark.parametrize("name", ["model.pkl", "model.joblib"])
 def test_pickle_with_a_wrong_sha256_is_refused_before_unpickling(tmp_path: Path, name: str) -> None:
     marker = tmp_path / "code-ran"
-    dump_pickle(Boom(marker), tmp_path / name)
+    path = dump_pickle(Boom(marker), tmp_path / name)
 
-    message = refusal(tmp_path, "a" * 64)
+    message = refusal(tmp_path, ["a" * 64, "b" * 64])
 
-    assert "MODEL_SHA256 is " + "a" * 64 in message
+    assert f"refusing to unpickle {name} (SHA-256 {sha256(path)})" in message
+    assert not marker.exists()
+
+
+def test_one_digest_given_as_a_string_is_not_a_list_of_substrings(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    path = dump_pickle(Boom(marker), tmp_path / "model.pkl")
+
+    assert "refusing to unpickle" in refusal(tmp_path, "0" + sha256(path))
     assert not marker.exists()
 
 
@@ -275,7 +280,7 @@ def test_pickle_with_a_wrong_sha256_is_refused_before_unpickling(tmp_path: Path,
 def test_pickle_with_the_right_sha256_loads(tmp_path: Path, name: str, fitted, iris) -> None:
     path = dump_pickle(fitted, tmp_path / name)
 
-    artifact = load_artifact(tmp_path, sha256(path))
+    artifact = load_artifact(tmp_path, ["a" * 64, sha256(path)])  # one of the trusted digests
 
     assert artifact.path == path
     np.testing.assert_array_equal(artifact.estimator.predict(iris[0]), fitted.predict(iris[0]))
@@ -290,22 +295,23 @@ def test_pickle_through_the_app(tmp_path: Path, app_factory, fitted, iris) -> No
 
     x = iris[0][::5]
     assert client.post("/predict", json={"features": x.tolist()}).get_json()["prediction"] == fitted.predict(x).tolist()
-    # Named after the directory, with no metadata.json.
-    assert client.get(f"/v2/models/{tmp_path.name}").status_code == 200
+    # With no metadata.json, named and versioned after its repository folders.
+    assert client.get("/v2/models/iris-rf/versions/1").get_json()["name"] == "iris-rf"
+    assert client.get(f"/v2/models/{tmp_path.name}").status_code == 404
 
 
 @pytest.mark.parametrize("obj", [{"predict": "not callable"}, [1, 2, 3], "model"], ids=["dict", "list", "str"])
 def test_pickle_without_predict_is_refused(tmp_path: Path, obj: object) -> None:
     path = dump_pickle(obj, tmp_path / "model.pkl")
 
-    assert "which has no predict()" in refusal(tmp_path, sha256(path))
+    assert "which has no predict()" in refusal(tmp_path, [sha256(path)])
 
 
 def test_corrupt_pickle_with_its_sha256(tmp_path: Path) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(b"\x80\x05garbage")
 
-    assert "could not be unpickled" in refusal(tmp_path, sha256(path))
+    assert "could not be unpickled" in refusal(tmp_path, [sha256(path)])
 
 
 def test_skops_is_preferred_to_pickle(model_copy: Path, estimator, fitted) -> None:
@@ -347,14 +353,14 @@ def test_model_whose_prediction_fails_is_refused(tmp_path: Path, app_factory) ->
     path = dump_pickle(_Broken(), tmp_path / "model.pkl")
 
     with pytest.raises(ModelLoadError, match="warm-up prediction failed: ValueError: no"):
-        app_factory(model_dir=tmp_path, model_sha256=sha256(path))
+        app_factory(model_dir=tmp_path, model_sha256=[sha256(path)])
 
 
 def test_model_without_a_feature_count_is_refused(tmp_path: Path, app_factory) -> None:
     path = dump_pickle(_Broken(n_features=None), tmp_path / "model.pkl")
 
     with pytest.raises(ModelLoadError, match="cannot tell how many features"):
-        app_factory(model_dir=tmp_path, model_sha256=sha256(path))
+        app_factory(model_dir=tmp_path, model_sha256=[sha256(path)])
 
 
 class _Broken:
@@ -406,7 +412,7 @@ def test_a_pickle_swapped_after_its_check_is_never_loaded(
     marker = tmp_path / "code-ran"
     swap_after_hashing(path, dump_pickle(Boom(marker), tmp_path / f"evil-{name}").read_bytes())
 
-    artifact = load_artifact(tmp_path, pinned)
+    artifact = load_artifact(tmp_path, [pinned])
 
     assert not marker.exists(), "the swapped-in pickle ran"
     assert path.read_bytes() == (tmp_path / f"evil-{name}").read_bytes(), "the file was swapped"

@@ -16,7 +16,7 @@ from model_server import metrics
 from model_server.batching import BatchInterrupted, MicroBatcher
 from model_server.predictor import Prediction
 
-from .helpers import INFER, assert_error, sample, v2_input
+from .helpers import INFER, assert_error, sample, served, v2_input
 
 HANG = 5.0  # seconds: a request not answered by then would never be
 GEVENT_SCENARIOS = Path(__file__).with_name("gevent_batching.py")  # run, never imported: it patches the stdlib
@@ -135,7 +135,7 @@ def test_concurrent_api_requests_get_their_own_predictions(app_factory: Any, est
 
 def test_batching_can_be_turned_off(app_factory: Any) -> None:
     app = app_factory(batch_max_rows=0)
-    assert app.extensions["model_server"].batcher is None
+    assert served(app).batcher is None
     before = sample("model_server_batch_size_count")
     response = app.test_client().post("/predict", json={"features": [1, 2, 3, 4]})
     assert response.status_code == 200
@@ -263,7 +263,7 @@ def test_an_interrupted_batch_is_a_503_that_invites_a_retry(
     def interrupted(*_args: Any) -> Prediction:
         raise BatchInterrupted("the request leading this request's batch failed with GreenletExit")
 
-    monkeypatch.setattr(app.extensions["model_server"].batcher, "predict", interrupted)
+    monkeypatch.setattr(served(app).batcher, "predict", interrupted)
     body = {"features": [1, 2, 3, 4]} if path == "/predict" else {"inputs": [v2_input([1, 2, 3, 4], [1, 4])]}
 
     response = app.test_client().post(path, json=body)

@@ -14,8 +14,10 @@ GOOD_KEY = "k" * MIN_API_KEY_LENGTH
 def test_defaults() -> None:
     settings = Settings()
 
-    assert settings.model_dir == Path("/opt/model")
-    assert settings.model_sha256 == ""
+    assert settings.model_repository == Path("/opt/models")
+    assert settings.model_poll_seconds == 5
+    assert settings.default_model == ""
+    assert settings.model_sha256 == []
     assert settings.model_trusted_types == []
     assert settings.api_keys == []
     assert settings.max_batch_rows == 1024
@@ -25,10 +27,10 @@ def test_defaults() -> None:
 
 def test_every_field_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env = {
-        "MODEL_DIR": str(tmp_path),
-        "MODEL_NAME": "flowers",
-        "MODEL_VERSION": "7",
-        "MODEL_SHA256": "AB" * 32,
+        "MODEL_REPOSITORY": str(tmp_path),
+        "MODEL_POLL_SECONDS": "0.5",
+        "DEFAULT_MODEL": " flowers ",
+        "MODEL_SHA256": f"{'AB' * 32}, {'cd' * 32}",
         "MODEL_TRUSTED_TYPES": " a.B , c.D,, ",
         "MAX_BATCH_ROWS": "12",
         "MAX_BODY_BYTES": "2048",
@@ -41,9 +43,9 @@ def test_every_field_from_its_environment_variable(monkeypatch: pytest.MonkeyPat
 
     settings = Settings()
 
-    assert settings.model_dir == tmp_path
-    assert (settings.model_name, settings.model_version) == ("flowers", "7")
-    assert settings.model_sha256 == "ab" * 32, "normalised to lower case"
+    assert settings.model_repository == tmp_path
+    assert (settings.model_poll_seconds, settings.default_model) == (0.5, "flowers")
+    assert settings.model_sha256 == ["ab" * 32, "cd" * 32], "a comma-separated list, normalised to lower case"
     assert settings.model_trusted_types == ["a.B", "c.D"]
     assert (settings.max_batch_rows, settings.max_body_bytes, settings.drift_max_features) == (12, 2048, 3)
     assert settings.api_keys == [GOOD_KEY, "z" * 40]
@@ -106,8 +108,38 @@ def test_malformed_sha256_is_refused(digest: str) -> None:
     assert "MODEL_SHA256 must be 64 hexadecimal characters" in field_error(model_sha256=digest)
 
 
+@pytest.mark.parametrize("digests", [["a" * 64, "abc"], f"{'a' * 64},abc"], ids=["list", "csv"])
+def test_one_malformed_sha256_among_several_is_refused(digests: object) -> None:
+    assert "MODEL_SHA256 must be 64 hexadecimal characters" in field_error(model_sha256=digests)
+
+
 def test_sha256_is_trimmed_and_lowered() -> None:
-    assert Settings(model_sha256=f"  {'AbC1' * 16}\n").model_sha256 == "abc1" * 16
+    assert Settings(model_sha256=f"  {'AbC1' * 16}\n").model_sha256 == ["abc1" * 16]
+    assert Settings(model_sha256=f" {'A' * 64} ,, {'b' * 64},").model_sha256 == ["a" * 64, "b" * 64]
+    assert Settings(model_sha256="").model_sha256 == []
+
+
+@pytest.mark.parametrize("variable", ["MODEL_DIR", "MODEL_NAME", "MODEL_VERSION"])
+def test_single_model_settings_are_refused_with_the_way_to_a_repository(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    monkeypatch.setenv(variable, str(tmp_path) if variable == "MODEL_DIR" else "7")
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    message = str(caught.value)
+    assert f"{variable} was replaced by MODEL_REPOSITORY" in message
+    assert "<repository>/<model name>/<version>/" in message
+
+
+@pytest.mark.parametrize("name", ["-iris", "iris rf", "a/b", "x" * 65])
+def test_default_model_must_be_a_model_name(name: str) -> None:
+    assert "DEFAULT_MODEL must be a model name" in field_error(default_model=name)
+
+
+def test_poll_seconds_may_not_be_negative() -> None:
+    assert "model_poll_seconds" in field_error(model_poll_seconds="-1")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from .helpers import INFER, assert_error, sample
+from .helpers import INFER, assert_error, sample, served
 
 
 @pytest.mark.parametrize("path", ["/", "/nope", "/predict/", "/v2/models", "/v2/health", "/static/x.css"])
@@ -44,7 +44,7 @@ def test_body_over_the_limit_is_413_on_v2_too(app_factory) -> None:
 def test_unexpected_exception_is_a_json_500_without_details(
     app: Flask, client: FlaskClient, log_lines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    predictor = app.extensions["model_server"].predictor
+    predictor = served(app).predictor
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("secret internals")

@@ -51,10 +51,10 @@ datatypes = st.sampled_from(ALL_DATATYPES) | st.text(max_size=8) | json_values
 
 
 @pytest.fixture(scope="module")
-def fuzz_app(model_dir) -> Flask:
+def fuzz_app(repository) -> Flask:
     from model_server.app import create_app
 
-    return create_app(Settings(model_dir=model_dir, max_batch_rows=64, log_level="error"))
+    return create_app(Settings(model_repository=repository, model_poll_seconds=0, max_batch_rows=64, log_level="error"))
 
 
 @pytest.fixture(scope="module")

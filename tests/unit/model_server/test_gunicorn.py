@@ -3,7 +3,8 @@
 Checks what only a multi-process server shows: counters summed exactly over the workers, the
 metrics directory wiped at start (a stale file of an earlier run is pre-filled with counts that
 would show), the gauges of a killed worker dropped, and a graceful shutdown on SIGTERM that
-finishes the requests in flight.
+finishes the requests in flight; and the model repository polled by every worker on its own, so
+that a version published while requests flow reaches all the workers.
 
 Requests are held "in flight" deterministically by sending their headers and half their body:
 the app has started handling them (the in-flight gauge counts them) and is blocked reading the
@@ -36,6 +37,7 @@ from sklearn.ensemble import RandomForestClassifier
 from skops.io import dump
 
 from .helpers import MODEL, SETTINGS_ENV, free_port, scrape, scraped
+from .versions import ROW, label_of, publish_iris
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn runs on Unix only")
 
@@ -45,6 +47,7 @@ MAX_BATCH_ROWS = 4000
 STALE_PID = 999_999  # a worker of a fake earlier run
 STALE_PREDICT_COUNT = 1000.0
 STALE_IN_FLIGHT = 7.0
+POLL_SECONDS = 1
 PREDICT_200 = {"method": "POST", "route": "/predict", "status": "200"}
 
 
@@ -92,7 +95,8 @@ def write_stale_metrics(metrics_dir: Path) -> None:
     gauge.close()
 
 
-def start(tmp_path: Path, model_dir: Path, workers: int = 2, **env: str) -> Gunicorn:
+def start(tmp_path: Path, repository: Path, workers: int = 2, **env: str) -> Gunicorn:
+    """gunicorn on ``repository``, polled every second (as in production, only more often), ready."""
     port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
@@ -113,7 +117,8 @@ def start(tmp_path: Path, model_dir: Path, workers: int = 2, **env: str) -> Guni
                 "GUNICORN_WORKERS": str(workers),
                 "GUNICORN_WORKER_CONNECTIONS": "100",
                 "GUNICORN_GRACEFUL_TIMEOUT": "20",
-                "MODEL_DIR": str(model_dir),
+                "MODEL_REPOSITORY": str(repository),
+                "MODEL_POLL_SECONDS": str(POLL_SECONDS),
                 "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
                 "MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
                 "MAX_BODY_BYTES": str(4 * 1024 * 1024),
@@ -162,8 +167,8 @@ def stop(server: Gunicorn) -> None:
 
 
 @pytest.fixture(scope="module")
-def gunicorn(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
-    server = start(tmp_path_factory.mktemp("gunicorn"), model_dir)
+def gunicorn(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+    server = start(tmp_path_factory.mktemp("gunicorn"), repository)
     try:
         yield server
     finally:
@@ -260,7 +265,8 @@ def test_counts_are_exact_over_workers_and_start_fresh(gunicorn: Gunicorn, estim
     by_class = Counter(class_names[i] for i in expected)
     assert len(by_class) == 3
     for name in class_names:
-        assert scraped(samples, "model_server_predictions_total", model=MODEL, **{"class": name}) == by_class[name]
+        predicted = scraped(samples, "model_server_predictions_total", model=MODEL, version="1", **{"class": name})
+        assert predicted == by_class[name]
     assert scraped(samples, "model_server_request_rows_count", route="/predict") == n
     assert scraped(samples, "model_server_requests_in_flight") == 0
     assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
@@ -268,8 +274,9 @@ def test_counts_are_exact_over_workers_and_start_fresh(gunicorn: Gunicorn, estim
     for column, feature in enumerate(
         ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
     ):
-        assert scraped(samples, "model_server_feature_value_count", model=MODEL, feature=feature) == n
-        assert scraped(samples, "model_server_feature_value_sum", model=MODEL, feature=feature) == pytest.approx(
+        labels = {"model": MODEL, "version": "1", "feature": feature}
+        assert scraped(samples, "model_server_feature_value_count", **labels) == n
+        assert scraped(samples, "model_server_feature_value_sum", **labels) == pytest.approx(
             sample_rows[:, column].sum()
         )
 
@@ -315,9 +322,9 @@ def test_a_killed_workers_gauges_are_dropped(gunicorn: Gunicorn, sample_rows: np
 
 
 def test_sigterm_finishes_requests_in_flight(
-    model_dir: Path, tmp_path: Path, estimator, sample_rows: np.ndarray
+    repository: Path, tmp_path: Path, estimator, sample_rows: np.ndarray
 ) -> None:
-    server = start(tmp_path, model_dir)
+    server = start(tmp_path, repository)
     pending: list[HalfSent] = []
     try:
         big = np.resize(sample_rows, (MAX_BATCH_ROWS, 4))
@@ -342,8 +349,10 @@ def test_sigterm_finishes_requests_in_flight(
 
 
 def test_unservable_model_stops_the_master_with_exit_code_3(tmp_path: Path) -> None:
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "model.skops").write_bytes(b"not a model")
+    # Loaded once (MODEL_POLL_SECONDS=0): nothing servable now is nothing servable ever.
+    version = tmp_path / "models" / MODEL / "1"
+    version.mkdir(parents=True)
+    (version / "model.skops").write_bytes(b"not a model")
     run = tmp_path / "run"
     run.mkdir()
     port = free_port()
@@ -354,7 +363,8 @@ def test_unservable_model_stops_the_master_with_exit_code_3(tmp_path: Path) -> N
         env={
             **inherited,
             "PORT": str(port),
-            "MODEL_DIR": str(tmp_path / "model"),
+            "MODEL_REPOSITORY": str(tmp_path / "models"),
+            "MODEL_POLL_SECONDS": "0",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
         },
         cwd=run,
@@ -365,19 +375,19 @@ def test_unservable_model_stops_the_master_with_exit_code_3(tmp_path: Path) -> N
 
     assert result.returncode == 3, result.stderr
     assert "Traceback" not in result.stderr
-    [line] = result.stderr.splitlines()
-    record = json.loads(line)
+    *logged, record = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [r["message"] for r in logged] == ["model version refused"]
     assert record["level"] == "CRITICAL"
     assert "not a readable skops file" in record["message"]
 
 
 def test_requests_that_reach_a_worker_together_share_model_calls(
-    model_dir: Path, tmp_path: Path, estimator, sample_rows: np.ndarray
+    repository: Path, tmp_path: Path, estimator, sample_rows: np.ndarray
 ) -> None:
     # Micro-batching under the production worker (gevent, one worker): requests held in flight,
     # then completed at once, are answered by fewer model calls than requests, each request with
     # the predictions of its own rows.
-    server = start(tmp_path, model_dir, workers=1)
+    server = start(tmp_path, repository, workers=1)
     pending: list[HalfSent] = []
     try:
         n = 8
@@ -408,10 +418,10 @@ def test_a_model_that_predicts_with_joblib_threads_is_served(tmp_path: Path, sam
     # thread pool, which must still answer (cooperatively) rather than hang the worker.
     x, y = load_iris(return_X_y=True)
     forest = RandomForestClassifier(n_estimators=8, n_jobs=-1, random_state=0).fit(x, y)
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    dump(forest, model_dir / "model.skops")
-    server = start(tmp_path, model_dir, workers=1, MODEL_RUNTIME="sklearn")
+    version = tmp_path / "models" / MODEL / "1"
+    version.mkdir(parents=True)
+    dump(forest, version / "model.skops")
+    server = start(tmp_path, tmp_path / "models", workers=1, MODEL_RUNTIME="sklearn")
     try:
         response = requests.post(server.url("/predict"), json={"features": sample_rows[:20].tolist()}, timeout=30)
         assert response.status_code == 200, response.text
@@ -420,13 +430,94 @@ def test_a_model_that_predicts_with_joblib_threads_is_served(tmp_path: Path, sam
         stop(server)
 
 
-def test_a_malformed_number_setting_stops_the_server_naming_it(model_dir: Path, tmp_path: Path) -> None:
+def test_a_malformed_number_setting_stops_the_server_naming_it(repository: Path, tmp_path: Path) -> None:
     # e.g. `GUNICORN_WORKERS=   # comment` in an env file, which Compose reads as "# comment".
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "WEB_CONCURRENCY"))}
     result = subprocess.run(
         [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "model_server.wsgi:app"],
-        env={**env, "GUNICORN_WORKERS": "# workers per replica", "MODEL_DIR": str(model_dir), "PORT": str(free_port())},
+        env={**env, "GUNICORN_WORKERS": "# workers per replica", "MODEL_REPOSITORY": str(repository),
+             "PORT": str(free_port())},
         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert result.returncode != 0
     assert "GUNICORN_WORKERS must be an integer (or empty), got '# workers per replica'" in result.stderr
+
+
+def predictions_by_pid(server: Gunicorn, version: str) -> dict[int, float]:
+    """Rows predicted by ``version`` of the model, per process, read from the workers' own files."""
+    counts: dict[int, float] = {}
+    for path in server.metrics_dir.glob("counter_*.db"):
+        pid = int(path.stem.split("_")[1])
+        for k, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
+            _, sample_name, labels, _ = json.loads(k)
+            if sample_name == "model_server_predictions_total" and labels.get("version") == version:
+                counts[pid] = counts.get(pid, 0.0) + value
+    return counts
+
+
+def test_a_version_published_while_requests_flow_reaches_every_worker(tmp_path: Path) -> None:
+    # Each request opens its own connection, so that both workers get requests throughout.
+    publish_iris(tmp_path / "models", 1)
+    server = start(tmp_path, tmp_path / "models", workers=2)
+    answers: list[tuple[float, float, int, int, int]] = []  # (sent, received, status, version, prediction)
+    stop_sending = threading.Event()
+
+    def send() -> None:
+        while not stop_sending.is_set():
+            sent = time.monotonic()
+            try:
+                response = requests.post(server.url("/predict"), json={"features": ROW}, timeout=30)
+            except requests.RequestException:
+                answers.append((sent, time.monotonic(), 0, -1, -1))
+                continue
+            if response.status_code != 200:
+                answers.append((sent, time.monotonic(), response.status_code, -1, -1))
+                continue
+            version = int(response.headers["X-Model-Version"])
+            answers.append((sent, time.monotonic(), 200, version, response.json()["prediction"][0]))
+
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(4)]
+    try:
+        for sender in senders:
+            sender.start()
+        time.sleep(0.5)  # version 1 serves
+        publishing = time.monotonic()
+        publish_iris(tmp_path / "models", 2)  # a hidden temp folder, then rename: as `mv` does
+        published = time.monotonic()
+
+        def loaded() -> list[dict]:
+            return [r for r in server.log_records() if r["message"] == "model version ready" and r["version"] == "2"]
+
+        wait_for(lambda: len(loaded()) == 2, "both workers to load version 2", server)
+        # Within two poll intervals plus the load time (and half a second for the requests themselves).
+        deadline = published + 2 * POLL_SECONDS + max(r["load_seconds"] for r in loaded()) + 0.5
+        time.sleep(max(0.0, deadline - time.monotonic()) + 1.0)  # then only version 2
+        stop_sending.set()
+        for sender in senders:
+            sender.join(timeout=30)
+        served_2 = set(predictions_by_pid(server, "2"))
+
+        # A worker started now (a replacement, GUNICORN_MAX_REQUESTS) is forked from the master,
+        # which loaded version 1 at boot: it must catch up before it answers.
+        os.kill(server.worker_pids()[0], signal.SIGKILL)
+        wait_for(lambda: len(server.worker_pids()) == 3, "a replacement worker", server)
+        wait_for(lambda: ready(server), "ready after the replacement", server)
+        after_replacement = [
+            requests.post(server.url("/predict"), json={"features": ROW}, timeout=30).headers["X-Model-Version"]
+            for _ in range(20)
+        ]
+    finally:
+        stop_sending.set()
+        for sender in senders:
+            sender.join(timeout=30)
+        stop(server)
+
+    assert [a for a in answers if a[2] != 200] == [], "no request failed"
+    assert all(prediction == label_of(version) for *_, version, prediction in answers)
+    assert {version for _, received, _, version, _ in answers if received < publishing} == {1}
+    late = [version for sent, _, _, version, _ in answers if sent > deadline]
+    assert len(late) >= 20
+    assert set(late) == {2}, f"version 1 still answered {late.count(1)} of {len(late)} requests after the deadline"
+    first_workers = set(server.worker_pids()[:2])
+    assert served_2 == first_workers, "every worker served version 2"
+    assert set(after_replacement) == {"2"}, after_replacement

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 from flask import Flask
 from model_server import healthcheck
-from model_server.artifact import load_artifact
-from model_server.predictor import Predictor
-from model_server.state import ServerState
-from werkzeug.serving import make_server
 
-from .helpers import free_port
-
-
-@contextmanager
-def serving(app: Flask) -> Iterator[int]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+from .helpers import free_port, serving
 
 
 def test_ready_server(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,9 +15,9 @@ def test_ready_server(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
         assert healthcheck.main() == 0
 
 
-def test_server_that_is_not_ready(app: Flask, model_dir, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    state = app.extensions["model_server"]
-    app.extensions["model_server"] = ServerState(state.settings, Predictor(load_artifact(model_dir)))
+def test_server_that_is_not_ready(app_factory, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # A repository with nothing servable yet, polled: the server runs, and is not ready.
+    app = app_factory(model_repository=tmp_path, model_poll_seconds=60)
     with serving(app) as port:
         monkeypatch.setenv("PORT", str(port))
         assert healthcheck.main() == 1

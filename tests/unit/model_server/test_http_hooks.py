@@ -149,12 +149,16 @@ def test_start_up_line_names_the_model(app_factory, metadata, monkeypatch: pytes
     [handler] = [h for h in logging.getLogger().handlers if isinstance(h.formatter, JsonFormatter)]
     handler.setStream(sys.stderr)
 
-    [line] = [json.loads(text) for text in buffer.getvalue().splitlines()]
-    assert line["message"] == "model ready"
-    assert line["logger"] == "model_server.app"
-    assert (line["model"], line["version"], line["sha256"]) == ("iris-rf", "1", metadata["sha256"])
-    assert (line["estimator"], line["runtime"], line["api_keys"]) == ("RandomForestClassifier", "treelite", 2)
-    assert "request_id" not in line, "outside a request there is no request id"
+    loaded, ready = [json.loads(text) for text in buffer.getvalue().splitlines()]
+    # One line per version loaded: name and version from the repository's folders.
+    assert (loaded["message"], loaded["logger"]) == ("model version ready", "model_server.model_manager")
+    assert (loaded["model"], loaded["version"], loaded["sha256"]) == ("iris-rf", "1", metadata["sha256"])
+    assert (loaded["estimator"], loaded["runtime"]) == ("RandomForestClassifier", "treelite")
+    # Then one for the server: what it serves, and how it is configured.
+    assert (ready["message"], ready["logger"]) == ("model server ready", "model_server.app")
+    assert (ready["models"], ready["poll_seconds"], ready["api_keys"]) == ({"iris-rf": [1]}, 0, 2)
+    for line in (loaded, ready):
+        assert "request_id" not in line, "outside a request there is no request id"
     assert "k" * 20 not in buffer.getvalue(), "keys are counted, never logged"
 
 

@@ -16,6 +16,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from model_server import metrics
 from model_server.predictor import DRIFT_SAMPLE_ROWS
+from model_server.registry import Snapshot, State, VersionStatus
+from model_server.serving_metrics import ServingCollector
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
@@ -101,7 +103,7 @@ def test_metrics_scrapes_are_not_counted(client: FlaskClient) -> None:
 
 def test_predictions_total_by_class_name(client: FlaskClient, estimator, metadata, rows: np.ndarray) -> None:
     names = metadata["class_names"]
-    before = {n: sample("model_server_predictions_total", model=MODEL, **{"class": n}) for n in names}
+    before = {n: sample("model_server_predictions_total", model=MODEL, version="1", **{"class": n}) for n in names}
 
     assert client.post("/predict", json={"features": rows.tolist()}).status_code == 200
     tensor = v2_input(rows[:30].ravel().tolist(), [30, 4])
@@ -110,18 +112,24 @@ def test_predictions_total_by_class_name(client: FlaskClient, estimator, metadat
     expected = Counter(names[i] for i in [*estimator.predict(rows), *estimator.predict(rows[:30])])
     assert len(expected) == 3
     for name in names:
-        delta = sample("model_server_predictions_total", model=MODEL, **{"class": name}) - before[name]
+        delta = sample("model_server_predictions_total", model=MODEL, version="1", **{"class": name}) - before[name]
         assert delta == expected[name], name
 
 
 def test_refused_requests_predict_nothing(client: FlaskClient, metadata) -> None:
-    before = sum(sample("model_server_predictions_total", model=MODEL, **{"class": n}) for n in metadata["class_names"])
+    before = sum(
+        sample("model_server_predictions_total", model=MODEL, version="1", **{"class": n})
+        for n in metadata["class_names"]
+    )
 
     client.post("/predict", json={"features": [1, 2, 3]})
     client.post("/predict", json={"features": [[1, 2, 3, 4], [1, 2, "x", 4]]})
     client.post(INFER, json={"inputs": [v2_input([1, 2, 3, 4], [4])], "outputs": [{"name": "nope"}]})
 
-    after = sum(sample("model_server_predictions_total", model=MODEL, **{"class": n}) for n in metadata["class_names"])
+    after = sum(
+        sample("model_server_predictions_total", model=MODEL, version="1", **{"class": n})
+        for n in metadata["class_names"]
+    )
     assert after == before
 
 
@@ -130,7 +138,7 @@ def test_request_rows(client: FlaskClient, path: str, route: str) -> None:
     count = sample("model_server_request_rows_count", route=route)
     total = sample("model_server_request_rows_sum", route=route)
     le_4 = sample("model_server_request_rows_bucket", route=route, le="4.0")
-    inference = sample("model_server_inference_duration_seconds_count", model=MODEL)
+    inference = sample("model_server_inference_duration_seconds_count", model=MODEL, version="1")
 
     for n in (1, 3, 17):
         x = [[5.0, 3.0, 1.5, 0.2]] * n
@@ -140,7 +148,7 @@ def test_request_rows(client: FlaskClient, path: str, route: str) -> None:
     assert sample("model_server_request_rows_count", route=route) == count + 3
     assert sample("model_server_request_rows_sum", route=route) == total + 21
     assert sample("model_server_request_rows_bucket", route=route, le="4.0") == le_4 + 2
-    assert sample("model_server_inference_duration_seconds_count", model=MODEL) == inference + 3
+    assert sample("model_server_inference_duration_seconds_count", model=MODEL, version="1") == inference + 3
 
 
 def test_feature_values_per_feature(client: FlaskClient, rows: np.ndarray) -> None:
@@ -149,16 +157,25 @@ def test_feature_values_per_feature(client: FlaskClient, rows: np.ndarray) -> No
     bounds = [float(b) for b in metrics.FEATURE_BUCKETS]
 
     def buckets(feature: str) -> list[float]:
-        return [sample("model_server_feature_value_bucket", model=MODEL, feature=feature, le=str(b)) for b in bounds]
+        return [
+            sample("model_server_feature_value_bucket", model=MODEL, version="1", feature=feature, le=str(b))
+            for b in bounds
+        ]
 
-    before = {f: (sample("model_server_feature_value_count", model=MODEL, feature=f), buckets(f)) for f in FEATURES}
+    before = {
+        f: (sample("model_server_feature_value_count", model=MODEL, version="1", feature=f), buckets(f))
+        for f in FEATURES
+    }
 
     assert client.post("/predict", json={"features": x.tolist()}).status_code == 200
 
     observed = x[:DRIFT_SAMPLE_ROWS]  # only the first rows of a request are sampled
     for column, feature in enumerate(FEATURES):
         count, cumulative = before[feature]
-        assert sample("model_server_feature_value_count", model=MODEL, feature=feature) == count + DRIFT_SAMPLE_ROWS
+        assert (
+            sample("model_server_feature_value_count", model=MODEL, version="1", feature=feature)
+            == count + DRIFT_SAMPLE_ROWS
+        )
         expected = [int((observed[:, column] <= b).sum()) for b in bounds]
         assert [a - b for a, b in zip(buckets(feature), cumulative, strict=True)] == expected, feature
     # (No _sum in-process: prometheus_client leaves it out of histograms with negative buckets
@@ -167,11 +184,11 @@ def test_feature_values_per_feature(client: FlaskClient, rows: np.ndarray) -> No
 
 def test_feature_values_are_capped_by_drift_max_features(app_factory) -> None:
     client = app_factory(drift_max_features=2).test_client()
-    before = [sample("model_server_feature_value_count", model=MODEL, feature=f) for f in FEATURES]
+    before = [sample("model_server_feature_value_count", model=MODEL, version="1", feature=f) for f in FEATURES]
 
     assert client.post("/predict", json={"features": [[1, 2, 3, 4]] * 5}).status_code == 200
 
-    after = [sample("model_server_feature_value_count", model=MODEL, feature=f) for f in FEATURES]
+    after = [sample("model_server_feature_value_count", model=MODEL, version="1", feature=f) for f in FEATURES]
     assert [a - b for a, b in zip(after, before, strict=True)] == [5, 5, 0, 0]
 
 
@@ -179,10 +196,27 @@ def test_model_info_ready_and_training_means(client: FlaskClient, metadata) -> N
     samples = scrape(client.get("/metrics").get_data(as_text=True))
 
     info = {"model": MODEL, "version": "1", "sha256": metadata["sha256"], "runtime": "treelite"}
+    assert [labels for name, labels in samples if name == "model_server_model_info"] == [tuple(sorted(info.items()))]
     assert scraped(samples, "model_server_model_info", **info) == 1
     assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
     for feature, mean in zip(metadata["feature_names"], metadata["feature_means"], strict=True):
-        assert scraped(samples, "model_server_feature_training_mean", model=MODEL, feature=feature) == mean
+        assert scraped(samples, "model_server_feature_training_mean", model=MODEL, version="1", feature=feature) == mean
+    assert not [name for name, _ in samples if name == "model_server_model_load_failed"], "nothing was refused"
+
+
+def test_the_serving_gauges_come_from_the_scrape_not_the_default_registry(client: FlaskClient) -> None:
+    # They describe what this worker serves now: computed per scrape, so an unloaded version
+    # can disappear (a multiprocess gauge could never forget a label set).
+    in_registry = {family.name for family in REGISTRY.collect()}
+    for name in ("model_info", "model_ready", "feature_training_mean", "model_load_failed"):
+        assert f"model_server_{name}" not in in_registry
+
+
+def test_training_means_are_capped_by_drift_max_features(app_factory) -> None:
+    samples = scrape(app_factory(drift_max_features=2).test_client().get("/metrics").get_data(as_text=True))
+
+    means = [dict(labels)["feature"] for name, labels in samples if name == "model_server_feature_training_mean"]
+    assert sorted(means) == sorted(FEATURES[:2])
 
 
 def test_in_flight_counts_requests_being_served_and_returns_to_zero(app: Flask, client: FlaskClient) -> None:
@@ -218,14 +252,16 @@ def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, mon
         db.write_value(mmap_key("model_server_requests", "model_server_requests_total", *labels, "help"), value, 0.0)
         db.close()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    snapshot = Snapshot.build({}, (VersionStatus("flowers", 1, State.UNAVAILABLE, "not wanted"),))
 
-    body, content_type = metrics.exposition()
+    body, content_type = metrics.exposition(ServingCollector(snapshot, 32))
 
     samples = scrape(body.decode())
     assert scraped(samples, "model_server_requests_total", route="/predict", method="POST", status="200") == 10
     assert content_type.startswith("text/plain")
-    # Nothing of this process's default registry is in it.
-    assert all(name == "model_server_requests_total" for name, _ in samples)
+    # Nothing of this process's default registry is in it; this scrape's own collectors are.
+    assert {name for name, _ in samples} == {"model_server_requests_total", "model_server_model_ready"}
+    assert scraped(samples, "model_server_model_ready", model="flowers") == 0
 
 
 @pytest.mark.parametrize(

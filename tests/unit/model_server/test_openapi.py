@@ -47,7 +47,7 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, document: dict[s
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
 
     assert served == documented
-    assert len(served) == 12
+    assert len(served) == 15
 
 
 def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
@@ -90,3 +90,22 @@ def test_documented_error_statuses_include_the_ones_served(client: FlaskClient, 
     assert client.post("/v2/models/x/infer", json={}).status_code == 404
     assert "404" in infer
     assert "503" in document["paths"]["/v2/health/ready"]["get"]["responses"]
+
+
+def test_repository_responses_are_documented(client: FlaskClient, document: dict[str, Any]) -> None:
+    index = document["paths"]["/v2/repository/index"]["post"]
+    schema = index["responses"]["200"]["content"]["application/json"]["schema"]
+    body = client.post("/v2/repository/index").get_json()
+    assert body
+    assert [error.message for error in OAS31Validator(schema).iter_errors(body)] == []
+    assert client.post("/v2/repository/index", json={"ready": "yes"}).status_code == 422
+    assert "422" in index["responses"]
+    for action in ("load", "unload"):
+        assert client.post(f"/v2/repository/models/iris-rf/{action}").status_code == 400
+        assert "400" in document["paths"][f"/v2/repository/models/{{name}}/{action}"]["post"]["responses"]
+
+
+def test_the_model_version_header_is_documented(client: FlaskClient, document: dict[str, Any]) -> None:
+    headers = document["paths"]["/predict"]["post"]["responses"]["200"]["headers"]
+    assert set(headers) == {"X-Model-Version"}
+    assert client.post("/predict", json={"features": [1, 2, 3, 4]}).headers["X-Model-Version"] == "1"

@@ -12,6 +12,8 @@ import pytest
 import sklearn
 import skops.io
 from model_server.artifact import DEFAULT_TRUSTED_TYPES, load_artifact
+from model_server.reference import bin_shares, decile_edges, prediction_shares
+from model_server.repository.layout import scan
 from model_server.train import main, train
 from sklearn.datasets import load_iris
 from sklearn.metrics import accuracy_score
@@ -92,3 +94,67 @@ def test_cli_needs_an_output_dir(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exited.value.code == 2
     assert "--output-dir" in capsys.readouterr().err
+
+
+def test_reference_is_the_training_split(metadata: dict, estimator) -> None:
+    iris = load_iris()
+    x_train, *_ = train_test_split(iris.data, iris.target, test_size=0.2, stratify=iris.target, random_state=0)
+    reference = metadata["reference"]
+
+    assert metadata["training_rows"] == 120
+    assert list(reference["features"]) == metadata["feature_names"]
+    for j, name in enumerate(metadata["feature_names"]):
+        edges = decile_edges(x_train[:, j])
+        assert reference["features"][name] == {"edges": edges.tolist(), "shares": bin_shares(edges, x_train[:, j])}
+    assert reference["predictions"] == prediction_shares(
+        estimator.predict(x_train), [0, 1, 2], ["setosa", "versicolor", "virginica"]
+    )
+
+
+def test_repository_publishes_the_same_model_as_a_version(
+    tmp_path: Path, metadata: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repository = tmp_path / "models"
+
+    main(["--repository", str(repository), "--version", "2"])
+
+    path = repository / "iris-rf" / "2"
+    written = json.loads((path / "metadata.json").read_text())
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"path": str(path), **{k: written[k] for k in ("name", "version", "sha256", "metrics")}}
+    assert scan(repository)["iris-rf"].versions == {2: path}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["2"]  # no temp folder left
+    assert load_artifact(path).sha256 == written["sha256"]
+    differs = {"created", "version", "sha256"}  # skops files carry a timestamp
+    assert {k: v for k, v in written.items() if k not in differs} == {
+        k: v for k, v in metadata.items() if k not in differs
+    }
+
+
+def test_repository_refuses_an_existing_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--repository", str(tmp_path)])
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--repository", str(tmp_path)])
+
+    assert exited.value.code == 2
+    assert f"{tmp_path}/iris-rf/1 already exists" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "iris-rf").iterdir()) == ["1"]
+
+
+def test_repository_versions_are_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--repository", str(tmp_path), "--version", "v2"])
+
+    assert exited.value.code == 2
+    assert "version 'v2' is invalid" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_dir_and_repository_exclude_each_other(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--output-dir", str(tmp_path / "a"), "--repository", str(tmp_path / "b")])
+
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -8,22 +8,20 @@ helpers build the request body and parse the response.
 from __future__ import annotations
 
 import json
+import threading
 from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from flask import Flask
 from flask.testing import FlaskClient
-from model_server.artifact import load_artifact
-from model_server.predictor import Predictor
-from model_server.state import ServerState
 from werkzeug.test import TestResponse
 
-from .helpers import INFER, MODEL, assert_error, v2_input
+from .helpers import INFER, MODEL, assert_error, repository_of, v2_input
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+HANG = 10.0  # seconds: what never happens by then never will
 PATHS = {"model": f"/v2/models/{MODEL}", "version": f"/v2/models/{MODEL}/versions/1"}
 
 
@@ -46,7 +44,7 @@ def test_server_metadata(client: FlaskClient) -> None:
     assert response.get_json() == {
         "name": "model-server",
         "version": version("model-server"),  # the installed distribution's
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "model_repository"],
     }
 
 
@@ -112,46 +110,62 @@ def test_unknown_model_or_version_is_404(client: FlaskClient, method: str, path:
     assert_error(client.open(path, method=method, data=body), 404, fragment)
 
 
-def test_name_and_version_from_settings(app_factory, estimator) -> None:
-    client = app_factory(model_name="flowers", model_version="2025-01").test_client()
+def test_name_and_version_from_the_repository_folders(app_factory, model_dir, tmp_path, estimator) -> None:
+    # metadata.json says iris-rf version 1; the folders <repository>/flowers/2025/ say otherwise, and win.
+    client = app_factory(model_repository=repository_of(model_dir, tmp_path, "flowers", 2025)).test_client()
 
-    assert client.get("/v2/models/flowers/versions/2025-01").get_json()["versions"] == ["2025-01"]
+    assert client.get("/v2/models/flowers/versions/2025").get_json()["versions"] == ["2025"]
+    assert client.get("/v2/models/flowers").get_json()["versions"] == ["2025"]
     assert client.get("/v2/models/flowers/ready").status_code == 200
-    assert_error(client.get(f"/v2/models/{MODEL}"), 404, "serves 'flowers'")
-    response = infer(client, {"inputs": [v2_input([6, 3, 5, 2], [4])]}, "/v2/models/flowers/versions/2025-01/infer")
+    assert_error(client.get(f"/v2/models/{MODEL}"), 404, "models served: 'flowers'")
+    response = infer(client, {"inputs": [v2_input([6, 3, 5, 2], [4])]}, "/v2/models/flowers/versions/2025/infer")
     assert response.get_json()["model_name"] == "flowers"
-    assert response.get_json()["model_version"] == "2025-01"
+    assert response.get_json()["model_version"] == "2025"
     assert output(response.get_json(), "predict")["data"] == estimator.predict([[6, 3, 5, 2]]).tolist()
+    assert client.post("/predict", json={"features": [6, 3, 5, 2]}).headers["X-Model-Version"] == "2025"
 
 
 # --- readiness before warm-up -----------------------------------------------------------------
 
 
-@pytest.fixture
-def cold_app(app: Flask, model_dir) -> Flask:
-    """The app's state swapped for a loaded predictor that has not been warmed up."""
-    state = app.extensions["model_server"]
-    app.extensions["model_server"] = ServerState(settings=state.settings, predictor=Predictor(load_artifact(model_dir)))
-    return app
+def test_not_ready_until_a_version_is_loaded_and_warmed_up(app_factory, model_dir, tmp_path) -> None:
+    # Polled, an empty repository gives a live server that is not ready; the first version
+    # becomes visible only once its warm-up is done.
+    (tmp_path / MODEL).mkdir()
+    app = app_factory(model_repository=tmp_path, model_poll_seconds=60)
+    client = app.test_client()
+    manager = app.extensions["model_server"].manager
+    loading, release = threading.Event(), threading.Event()
+    load = manager._load
 
+    def slow_load(*args: Any) -> Any:
+        servable = load(*args)  # loaded and warmed up ...
+        loading.set()
+        assert release.wait(HANG)  # ... and not yet published
+        return servable
 
-def test_not_ready_until_warmed_up(cold_app: Flask) -> None:
-    client = cold_app.test_client()
-
+    manager._load = slow_load
     assert (client.get("/v2/health/ready").status_code, client.get("/v2/health/ready").get_json()) == (
         503,
         {"ready": False},
     )
-    for path in (f"{PATHS['model']}/ready", f"{PATHS['version']}/ready"):
-        response = client.get(path)
-        assert (response.status_code, response.get_json()) == (503, {"name": MODEL, "ready": False})
-    # Liveness does not depend on the model.
-    assert client.get("/v2/health/live").status_code == 200
-
-    cold_app.extensions["model_server"].predictor.warm_up()
+    (tmp_path / MODEL / "1").symlink_to(model_dir, target_is_directory=True)
+    syncing = threading.Thread(target=manager.sync)
+    syncing.start()
+    try:
+        assert loading.wait(HANG)
+        assert client.get("/v2/health/ready").status_code == 503
+        for path in (f"{PATHS['model']}/ready", f"{PATHS['version']}/ready"):
+            assert_error(client.get(path), 404, f"model '{MODEL}' not found")
+        # Liveness does not depend on the model.
+        assert client.get("/v2/health/live").status_code == 200
+    finally:
+        release.set()
+        syncing.join(HANG)
 
     assert client.get("/v2/health/ready").status_code == 200
     assert client.get(f"{PATHS['model']}/ready").get_json() == {"name": MODEL, "ready": True}
+    assert all(s.predictor.ready for s in app.extensions["model_server"].registry.snapshot.servables())
 
 
 # --- infer, JSON tensors ----------------------------------------------------------------------
@@ -543,7 +557,7 @@ def test_tritonclient_string_labels_come_back_as_bytes(app_factory, tmp_path) ->
     labels = iris.target_names[iris.target]  # strings: a BYTES output tensor
     model = DecisionTreeClassifier(random_state=0).fit(iris.data, labels)
     dump(model, tmp_path / "model.skops")
-    client = app_factory(model_dir=tmp_path, model_name="names").test_client()
+    client = app_factory(model_repository=repository_of(tmp_path, tmp_path / "repository", "names")).test_client()
     x = iris.data[::15].astype(np.float32)
     tensor = triton.InferInput("input-0", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)

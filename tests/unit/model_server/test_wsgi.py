@@ -32,37 +32,81 @@ def import_wsgi(code: str = "import model_server.wsgi", **env: str) -> subproces
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str) -> dict:
+    """Exit code 3, no traceback, every line JSON; the last one (CRITICAL) names the reason.
+
+    Lines before it are what the repository pass logged on the way (a version refused).
+    """
     assert result.returncode == EXIT_CANNOT_SERVE, result.stderr
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    record = json.loads(lines[0])
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    record = records[-1]
     assert record["level"] == "CRITICAL"
     assert record["logger"] == "model_server"
+    assert all(r["level"] != "CRITICAL" for r in records[:-1])
     for fragment in fragments:
         assert fragment in record["message"], record["message"]
     return record
 
 
-def test_missing_model_directory(tmp_path: Path) -> None:
-    result = import_wsgi(MODEL_DIR=str(tmp_path / "absent"))
+def repository_with(model_dir: Path, root: Path) -> Path:
+    """A repository at ``root`` whose iris-rf version 1 is a copy of ``model_dir``."""
+    shutil.copytree(model_dir, root / "iris-rf" / "1")
+    return root
+
+
+def test_missing_repository(tmp_path: Path) -> None:
+    result = import_wsgi(MODEL_REPOSITORY=str(tmp_path / "absent"), MODEL_POLL_SECONDS="0")
 
     assert_refused(result, "cannot serve the model:", "does not exist")
 
 
-def test_corrupt_model(tmp_path: Path) -> None:
-    (tmp_path / "model.skops").write_bytes(b"garbage")
+def test_empty_repository(tmp_path: Path) -> None:
+    result = import_wsgi(MODEL_REPOSITORY=str(tmp_path), MODEL_POLL_SECONDS="0")
 
-    assert_refused(import_wsgi(MODEL_DIR=str(tmp_path)), "not a readable skops file")
+    assert_refused(result, "cannot serve the model:", f"no servable model in {tmp_path}")
+
+
+def test_corrupt_model(tmp_path: Path) -> None:
+    version = tmp_path / "iris-rf" / "1"
+    version.mkdir(parents=True)
+    (version / "model.skops").write_bytes(b"garbage")
+
+    record = assert_refused(import_wsgi(MODEL_REPOSITORY=str(tmp_path), MODEL_POLL_SECONDS="0"), "iris-rf version 1")
+    assert "not a readable skops file" in record["message"]
+
+
+def test_corrupt_model_with_polling_starts_not_ready(tmp_path: Path) -> None:
+    # Polled, the repository may still receive a good version: the server starts, not ready.
+    version = tmp_path / "iris-rf" / "1"
+    version.mkdir(parents=True)
+    (version / "model.skops").write_bytes(b"garbage")
+    code = (
+        "import model_server.wsgi as w; c = w.app.test_client(); "
+        "print(c.get('/v2/health/ready').status_code, c.post('/v2/repository/index').get_json()[0]['state'])"
+    )
+
+    result = import_wsgi(code, MODEL_REPOSITORY=str(tmp_path), MODEL_POLL_SECONDS="5")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["503", "UNAVAILABLE"]
+    refused = [json.loads(line) for line in result.stderr.splitlines() if "model version refused" in line]
+    assert [(r["model"], r["version"]) for r in refused] == [("iris-rf", "1")]
 
 
 def test_metadata_of_the_wrong_shape(model_dir: Path, tmp_path: Path) -> None:
-    model = Path(shutil.copytree(model_dir, tmp_path / "model"))
-    metadata = json.loads((model / "metadata.json").read_text())
-    (model / "metadata.json").write_text(json.dumps({**metadata, "class_names": 3}))
+    repository = repository_with(model_dir, tmp_path)
+    metadata_path = repository / "iris-rf" / "1" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata_path.write_text(json.dumps({**metadata, "class_names": 3}))
 
-    assert_refused(import_wsgi(MODEL_DIR=str(model)), "'class_names' must be an array")
+    assert_refused(
+        import_wsgi(MODEL_REPOSITORY=str(repository), MODEL_POLL_SECONDS="0"), "'class_names' must be an array"
+    )
+
+
+def test_model_dir_is_an_invalid_configuration(model_dir: Path) -> None:
+    assert_refused(import_wsgi(MODEL_DIR=str(model_dir)), "invalid configuration:", "MODEL_DIR:", "MODEL_REPOSITORY")
 
 
 @pytest.mark.parametrize(
@@ -73,14 +117,14 @@ def test_metadata_of_the_wrong_shape(model_dir: Path, tmp_path: Path) -> None:
         ({"MAX_BATCH_ROWS": "0", "LOG_LEVEL": "loud"}, ["MAX_BATCH_ROWS:", "LOG_LEVEL:"]),
     ],
 )
-def test_invalid_configuration(model_dir: Path, env: dict[str, str], fragments: list[str]) -> None:
-    assert_refused(import_wsgi(MODEL_DIR=str(model_dir), **env), *fragments)
+def test_invalid_configuration(repository: Path, env: dict[str, str], fragments: list[str]) -> None:
+    assert_refused(import_wsgi(MODEL_REPOSITORY=str(repository), **env), *fragments)
 
 
-def test_a_servable_model_gives_an_app(model_dir: Path) -> None:
+def test_a_servable_model_gives_an_app(repository: Path) -> None:
     code = "import model_server.wsgi as w; print(type(w.app).__name__, sorted(w.app.blueprints))"
 
-    result = import_wsgi(code, MODEL_DIR=str(model_dir), LOG_LEVEL="warning")
+    result = import_wsgi(code, MODEL_REPOSITORY=str(repository), MODEL_POLL_SECONDS="0", LOG_LEVEL="warning")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split(" ", 1) == ["Flask", "['openapi', 'predict', 'prometheus', 'v2']\n"]
+    assert result.stdout.split(" ", 1) == ["Flask", "['openapi', 'predict', 'prometheus', 'repository', 'v2']\n"]

@@ -1,4 +1,4 @@
-"""The application factory: settings in, a Flask app serving one loaded, warmed-up model out."""
+"""The application factory: settings in, a Flask app serving the model repository out."""
 
 from __future__ import annotations
 
@@ -6,64 +6,79 @@ import logging
 
 from flask import Flask
 
-from .artifact import load_artifact
+from .artifact import ModelLoadError
 from .auth import register_api_key_check
-from .batching import MicroBatcher
 from .config import Settings
 from .errors import register_error_handlers
 from .http_hooks import register_request_hooks
 from .logs import configure_logging
-from .predictor import Predictor
-from .rest import openapi, predict, prometheus, v2
+from .model_manager import RepositoryManager, servable_loader
+from .registry import Registry
+from .rest import openapi, predict, prometheus, repository, v2
 from .state import ServerState
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the app. Raises ModelLoadError when the model cannot be served.
+    """Build the app, with every servable version of the repository loaded and warmed up.
 
-    Loading and the warm-up prediction happen here, before the app exists, so a server that
-    answers at all serves a ready model; under gunicorn (``preload_app``) this runs once in
-    the master and the workers share the loaded model.
+    The first repository pass happens here, before the app exists; under gunicorn
+    (``preload_app``) it runs once in the master and the workers start with what it loaded,
+    then each worker polls on its own (gunicorn.conf.py starts the poller). A repository with
+    nothing servable gives an app that is not ready (``/v2/health/ready`` is 503) until a version
+    arrives — unless MODEL_POLL_SECONDS is 0, when nothing ever would: then ModelLoadError.
     """
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
-    artifact = load_artifact(settings.model_dir, settings.model_sha256, tuple(settings.model_trusted_types))
-    predictor = Predictor(
-        artifact, settings.model_name, settings.model_version, settings.drift_max_features, settings.model_runtime
-    )
-    predictor.warm_up()
-    batcher = None
-    if settings.batch_max_rows > 0:
-        batcher = MicroBatcher(predictor, settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
+    registry = Registry()
+    manager = RepositoryManager(settings.model_repository, registry, servable_loader(settings))
+    snapshot = manager.sync()
+    if not snapshot and settings.model_poll_seconds == 0:
+        reasons = manager.unreadable or "; ".join(
+            f"{s.name} version {s.version}: {s.reason}" for s in snapshot.statuses
+        )
+        raise ModelLoadError(f"no servable model in {settings.model_repository}" + (f" ({reasons})" if reasons else ""))
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
-    app.extensions["model_server"] = ServerState(settings=settings, predictor=predictor, batcher=batcher)
+    app.extensions["model_server"] = ServerState(settings=settings, registry=registry, manager=manager)
 
     register_request_hooks(app, settings.access_log)  # first, so even a refused request has a request id and metrics
     register_api_key_check(app, settings.api_keys)
     register_error_handlers(app)
-    for blueprint in (predict.bp, v2.bp, prometheus.bp, openapi.bp):
+    for blueprint in (predict.bp, v2.bp, repository.bp, prometheus.bp, openapi.bp):
         app.register_blueprint(blueprint)
 
-    model = predictor.description
     log.info(
-        "model ready",
+        "model server ready" if snapshot else "model server started with no servable model: not ready",
         extra={
-            "model": model.name,
-            "version": model.version,
-            "sha256": model.sha256,
-            "estimator": model.estimator,
-            "runtime": model.runtime,
-            "runtime_reason": model.runtime_reason,
+            "repository": str(settings.model_repository),
+            "poll_seconds": settings.model_poll_seconds,
+            "models": {name: sorted(versions) for name, versions in snapshot.models.items()},
+            "default_model": settings.default_model,
             "batching": {"max_rows": settings.batch_max_rows, "max_wait_ms": settings.batch_max_wait_ms},
-            "artifact": str(artifact.path),
             "api_keys": len(settings.api_keys),
         },
     )
     return app
+
+
+def start_polling(app: Flask) -> None:
+    """Catch up with the repository, then poll it from now on, in this process (each gunicorn worker calls it once).
+
+    A worker forked later than the master's start (a replacement, GUNICORN_MAX_REQUESTS) begins
+    with the registry the master loaded at boot: without the first sync here it would answer
+    with versions the repository has moved past until its first poll.
+    """
+    state: ServerState = app.extensions["model_server"]
+    if state.settings.model_poll_seconds <= 0:
+        return
+    try:
+        state.manager.sync()
+    except Exception:  # as in the poller: never fatal, the next poll retries
+        log.exception("model repository sync failed at worker start; retrying at the next poll")
+    state.manager.start_polling(state.settings.model_poll_seconds)

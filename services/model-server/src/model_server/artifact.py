@@ -6,7 +6,7 @@ A model directory holds one artifact and, optionally, ``metadata.json`` (written
 * ``model.skops``: skops, with an explicit list of trusted types; any other type in the
   file refuses the load. This is the default and recommended format.
 * ``model.joblib`` / ``model.pkl``: pickle-based formats run arbitrary code when loaded, so
-  they load only when the file's SHA-256 equals the configured ``MODEL_SHA256``.
+  they load only when the file's SHA-256 is one of the digests listed in ``MODEL_SHA256``.
 
 The artifact is read once, into memory, and the bytes that were hashed (and type-checked, for
 skops) are the bytes that are loaded: opening the file a second time would load whatever it
@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import pickle
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,14 +84,19 @@ def find_artifact(model_dir: Path, metadata: dict[str, Any]) -> Path:
     raise ModelLoadError(f"no model artifact in {model_dir} (expected one of {', '.join(ARTIFACT_NAMES)})")
 
 
-def load_artifact(model_dir: Path, expected_sha256: str = "", extra_trusted_types: tuple[str, ...] = ()) -> Artifact:
-    """Load and verify the artifact in ``model_dir``; raise ModelLoadError on any refusal."""
+def load_artifact(
+    model_dir: Path, trusted_sha256: Collection[str] = (), extra_trusted_types: tuple[str, ...] = ()
+) -> Artifact:
+    """Load and verify the artifact in ``model_dir``; raise ModelLoadError on any refusal.
+
+    ``trusted_sha256`` (MODEL_SHA256) lists the digests of the pickle/joblib files trusted to load.
+    """
+    # One digest given as a str is one digest: ``in`` on a str would match any 64-character substring.
+    trusted = frozenset((trusted_sha256,) if isinstance(trusted_sha256, str) else trusted_sha256)
     metadata = read_metadata(model_dir)
     path = find_artifact(model_dir, metadata)
     data = _read(path)  # the one read: everything below checks and loads these bytes
     digest = hashlib.sha256(data).hexdigest()
-    if expected_sha256 and digest != expected_sha256:
-        raise ModelLoadError(f"{path.name} has SHA-256 {digest}, but MODEL_SHA256 is {expected_sha256}")
     recorded = metadata.get("sha256")
     if recorded and recorded != digest:
         raise ModelLoadError(f"{path.name} has SHA-256 {digest}, but {METADATA_NAME} records {recorded}")
@@ -98,10 +104,11 @@ def load_artifact(model_dir: Path, expected_sha256: str = "", extra_trusted_type
     if path.suffix == ".skops":
         estimator = _load_skops(path, data, DEFAULT_TRUSTED_TYPES + extra_trusted_types)
     elif path.suffix in (".pkl", ".joblib"):
-        if not expected_sha256:
+        if digest not in trusted:
             raise ModelLoadError(
-                f"refusing to unpickle {path.name}: pickle can run arbitrary code; set "
-                f"MODEL_SHA256={digest} if you trust this exact file, or convert it to skops"
+                f"refusing to unpickle {path.name} (SHA-256 {digest}): pickle can run arbitrary code; add "
+                f"its digest to MODEL_SHA256 if you trust this exact file, or convert it to skops "
+                "(python -m model_server.package)"
             )
         estimator = _load_pickle(path, data)
     else:

@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .repository.layout import is_model_name
 
 # Values that appear in examples and must never guard a real deployment.
 # Words of example values that must never guard a real deployment, even inside a long key.
@@ -30,11 +32,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
-    model_dir: Path = Path("/opt/model")
-    model_name: str = ""
-    model_version: str = ""
-    model_sha256: str = ""
+    # The model repository: <repository>/<model>/<version>/ (README, "Model repository").
+    model_repository: Path = Path("/opt/models")
+    model_poll_seconds: float = Field(default=5.0, ge=0)  # 0: load once, at start
+    default_model: str = ""  # what /predict serves; empty: the only model there is
+    # Digests of the pickle/joblib artifacts trusted to load (comma-separated).
+    model_sha256: Annotated[list[str], NoDecode] = Field(default_factory=list)
     model_trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Settings of the single-model server that the repository replaced: refused if set, with the way over.
+    model_dir: Path | None = Field(default=None, exclude=True)
+    model_name: str | None = Field(default=None, exclude=True)
+    model_version: str | None = Field(default=None, exclude=True)
 
     max_batch_rows: int = Field(default=1024, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -67,12 +75,35 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("model_sha256")
+    @field_validator("model_sha256", mode="before")
     @classmethod
-    def _sha256_hex(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
-            raise ValueError("MODEL_SHA256 must be 64 hexadecimal characters")
+    def _sha256_hex(cls, value: object) -> object:
+        digests = _split_csv(value)
+        if not isinstance(digests, list):
+            return digests
+        digests = [str(d).strip().lower() for d in digests]
+        for digest in digests:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("MODEL_SHA256 must be 64 hexadecimal characters (several: comma-separated)")
+        return digests
+
+    @field_validator("model_dir", "model_name", "model_version")
+    @classmethod
+    def _replaced_by_the_repository(cls, value: object, info: ValidationInfo) -> None:
+        if value is not None:
+            raise ValueError(
+                f"{info.field_name.upper()} was replaced by MODEL_REPOSITORY: put the model directory at "
+                "<repository>/<model name>/<version>/ (the folder names are the name and version) and set "
+                "MODEL_REPOSITORY=<repository> (README, 'Model repository')"
+            )
+        return None
+
+    @field_validator("default_model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        value = value.strip()
+        if value and not is_model_name(value):
+            raise ValueError("DEFAULT_MODEL must be a model name: a letter or digit, then up to 63 of [A-Za-z0-9._-]")
         return value
 
     @field_validator("api_keys")

@@ -20,6 +20,8 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
 # Polled every few seconds by Docker, Prometheus and load balancers: logged at debug only.
 QUIET_ROUTES = frozenset({"/metrics", "/v2/health/live", "/v2/health/ready"})
+# Requests that run a model: counted per model version too (model_server_model_requests_total).
+INFERENCE_ROUTES = frozenset({"/predict", "/v2/models/<name>/infer", "/v2/models/<name>/versions/<version>/infer"})
 
 access_log = logging.getLogger("model_server.access")
 
@@ -44,6 +46,10 @@ def register_request_hooks(app: Flask, log_requests: bool = False) -> None:
             method = metrics.method_label(request.method)  # the client's own, unless a standard one
             metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
             metrics.REQUEST_DURATION.labels(route, method).observe(elapsed)
+            served = g.get("served")  # the model version that took the request (state.servable)
+            if served is not None and route in INFERENCE_ROUTES:
+                metrics.MODEL_REQUESTS.labels(served.name, served.version, str(response.status_code)).inc()
+                metrics.MODEL_REQUEST_DURATION.labels(served.name, served.version).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         if not log_requests:
             return response

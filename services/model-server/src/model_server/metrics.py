@@ -29,6 +29,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 PREFIX = "model_server"
 # RFC 9110's methods and PATCH (RFC 5789); any other method a client invents counts as "other".
@@ -65,41 +66,39 @@ REQUEST_ROWS = Histogram(
 )
 INFERENCE_DURATION = Histogram(
     f"{PREFIX}_inference_duration_seconds",
-    "Time spent in one model call (one batch).",
-    ["model"],
+    "Time spent in one model call (one batch), by model version.",
+    ["model", "version"],
     buckets=LATENCY_BUCKETS,
 )
 PREDICTIONS = Counter(
     f"{PREFIX}_predictions",
-    "Predicted class labels.",
-    ["model", "class"],
+    "Predicted class labels, by model version.",
+    ["model", "version", "class"],
 )
-MODEL_INFO = Gauge(
-    f"{PREFIX}_model_info",
-    "The model being served (value is always 1).",
-    ["model", "version", "sha256", "runtime"],
-    multiprocess_mode="livemax",
-)
-MODEL_READY = Gauge(
-    f"{PREFIX}_model_ready",
-    "1 once the model is loaded and a warm-up prediction succeeded.",
-    ["model"],
-    multiprocess_mode="livemax",
-)
-FEATURE_TRAINING_MEAN = Gauge(
-    f"{PREFIX}_feature_training_mean",
-    "Mean of each input feature in the training data (reference for drift).",
-    ["model", "feature"],
-    multiprocess_mode="livemax",
-)
-
-
 FEATURE_VALUE = Histogram(
     f"{PREFIX}_feature_value",
-    "Input values per feature (a sample of each request's rows), for drift panels.",
-    ["model", "feature"],
+    "Input values per feature (a sample of each model call's rows), by model version, for drift panels.",
+    ["model", "version", "feature"],
     buckets=FEATURE_BUCKETS,
 )
+MODEL_REQUESTS = Counter(
+    f"{PREFIX}_model_requests",
+    "Inference requests answered by a model version (/predict and V2 infer), by status code.",
+    ["model", "version", "status"],
+)
+MODEL_REQUEST_DURATION = Histogram(
+    f"{PREFIX}_model_request_duration_seconds",
+    "Time from request start to response of the inference requests a model version answered.",
+    ["model", "version"],
+    buckets=LATENCY_BUCKETS,
+)
+MODEL_LOAD_FAILURES = Counter(
+    f"{PREFIX}_model_load_failures",
+    "Model versions refused by a worker (verification, runtime check or warm-up failed), per attempt.",
+    ["model", "version"],
+)
+# model_info, model_ready, feature_training_mean and model_load_failed describe the versions
+# loaded right now: computed at scrape time from the registry (serving_metrics.py).
 
 
 BATCH_SIZE = Histogram(
@@ -147,11 +146,12 @@ def observe_columns(histograms: Sequence[Histogram], matrix: np.ndarray) -> None
         histograms[index // n_bounds]._buckets[index % n_bounds].inc(int(counts[index]))
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics of every worker of this replica, in the Prometheus text format."""
+def exposition(*current: Collector) -> tuple[bytes, str]:
+    """The metrics of every worker of this replica, and the ``current`` collectors' (this scrape only)."""
+    scrape = CollectorRegistry(auto_describe=False)
+    for collector in current:
+        scrape.register(collector)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+        multiprocess.MultiProcessCollector(scrape)
+        return generate_latest(scrape), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(scrape), CONTENT_TYPE_LATEST

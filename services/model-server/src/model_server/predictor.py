@@ -61,15 +61,15 @@ class Predictor:
         self.description = describe(artifact, name, version, choice.runtime.name, choice.reason)
         d = self.description
         self._ready = False
-        self._inference_seconds = metrics.INFERENCE_DURATION.labels(d.name)
+        self._inference_seconds = metrics.INFERENCE_DURATION.labels(d.name, d.version)
         self._feature_values = [
-            metrics.FEATURE_VALUE.labels(d.name, feature) for feature in d.feature_names[:drift_max_features]
+            metrics.FEATURE_VALUE.labels(d.name, d.version, feature) for feature in d.feature_names[:drift_max_features]
         ]
         self._class_counters: dict[Any, Any] = {}
         if d.classes is not None:
             names = d.class_names if len(d.classes) <= MAX_CLASS_LABELS else ("other",) * len(d.classes)
             for cls, label in zip(d.classes, names, strict=True):
-                self._class_counters[_key(cls)] = metrics.PREDICTIONS.labels(d.name, label)
+                self._class_counters[_key(cls)] = metrics.PREDICTIONS.labels(d.name, d.version, label)
 
     @property
     def ready(self) -> bool:
@@ -85,11 +85,6 @@ class Predictor:
         except Exception as exc:
             raise ModelLoadError(f"warm-up prediction failed: {type(exc).__name__}: {exc}") from None
         self._ready = True
-        metrics.MODEL_INFO.labels(d.name, d.version, d.sha256, d.runtime).set(1)
-        metrics.MODEL_READY.labels(d.name).set(1)
-        if _is_row(means, d.n_features):
-            for feature, mean in zip(d.feature_names[: len(self._feature_values)], means, strict=False):
-                metrics.FEATURE_TRAINING_MEAN.labels(d.name, feature).set(float(mean))
 
     def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
         """Predict a validated ``(n_rows, n_features)`` float matrix and record metrics."""

@@ -1,7 +1,8 @@
 """The WSGI entry point for gunicorn: ``model_server.wsgi:app``.
 
-A model that cannot be served (missing, corrupt, untrusted, failing its warm-up) or invalid
-settings end the process with exit code 3 and a one-line reason, not a traceback.
+Invalid settings, or a repository with no servable model (missing, corrupt, untrusted, failing
+its warm-up) when MODEL_POLL_SECONDS is 0, end the process with exit code 3 and a one-line
+reason, not a traceback. With polling on, such a server starts not ready instead.
 """
 
 from __future__ import annotations

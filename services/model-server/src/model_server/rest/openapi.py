@@ -108,6 +108,40 @@ def _model_paths(suffix: str, operation: dict[str, Any], method: str) -> dict[st
     }  # fmt: skip
 
 
+_INDEX_REQUEST = {
+    "type": "object",
+    "properties": {"ready": {"type": "boolean", "description": "List only the versions that serve"}},
+}
+_INDEX_RESPONSE = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "version", "state", "reason"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "state": {"type": "string", "enum": ["READY", "LOADING", "UNAVAILABLE"]},
+            "reason": {"type": "string"},
+        },
+    },
+}
+
+
+def _refused_repository_change(action: str, security: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"repository_{action}",
+            "summary": f"Refused (400): the model repository folder is the source of truth; {action} there",
+            "security": security,
+            "parameters": _MODEL_PARAMS,
+            "responses": {
+                "400": {"description": "Always: explicit model control is off", "content": _json(_ref("ErrorBody"))},
+                **_errors(401),
+            },
+        }
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
@@ -122,7 +156,19 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Predict one or several rows (the tutorial's API)",
                 "security": security,
                 "requestBody": {"required": True, "content": _json(_PREDICT_REQUEST)},
-                "responses": {**_ok("Predictions", _PREDICT_RESPONSE), **_errors(400, 401, 413, 422, 503)},
+                "responses": {
+                    "200": {
+                        "description": "Predictions of the default model's newest loaded version",
+                        "headers": {
+                            "X-Model-Version": {
+                                "description": "The version that answered",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                        "content": _json(_PREDICT_RESPONSE),
+                    },
+                    **_errors(400, 401, 404, 413, 422, 503),
+                },
             }
         },
         "/v2": {
@@ -143,7 +189,7 @@ def openapi_document() -> dict[str, Any]:
         "/v2/health/ready": {
             "get": {
                 "operationId": "server_ready",
-                "summary": "Readiness: model loaded and warmed up",
+                "summary": "Readiness: a model version loaded and warmed up (DEFAULT_MODEL's, when set)",
                 "responses": {
                     **_ok("Ready", {"type": "object", "properties": {"ready": {"type": "boolean"}}}),
                     **_errors(503),
@@ -171,7 +217,7 @@ def openapi_document() -> dict[str, Any]:
                         "Ready",
                         {"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
                     ),
-                    **_errors(401, 404, 503),
+                    **_errors(401, 404),
                 },
             },
             "get",
@@ -194,6 +240,17 @@ def openapi_document() -> dict[str, Any]:
             },
             "post",
         ),
+        "/v2/repository/index": {
+            "post": {
+                "operationId": "repository_index",
+                "summary": "Model repository extension: every version known, with its state and reason",
+                "security": security,
+                "requestBody": {"required": False, "content": _json(_INDEX_REQUEST)},
+                "responses": {**_ok("Index", _INDEX_RESPONSE), **_errors(400, 401, 422)},
+            }
+        },
+        "/v2/repository/models/{name}/load": _refused_repository_change("load", security),
+        "/v2/repository/models/{name}/unload": _refused_repository_change("unload", security),
         "/metrics": {
             "get": {
                 "operationId": "metrics",

@@ -3,6 +3,9 @@
 ``{"features": [5.1, 3.5, 1.4, 0.2]}`` -> ``{"prediction": [0]}``; several rows as
 ``{"features": [[...], [...]]}``; ``"return_probabilities": true`` adds ``probabilities``
 (one row per input row, columns in the order of ``classes``).
+
+It serves the default model (DEFAULT_MODEL, or the only model in the repository), its newest
+loaded version; ``X-Model-Version`` says which version answered.
 """
 
 from __future__ import annotations
@@ -10,29 +13,33 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..errors import unprocessable
-from ..state import infer, server_state
+from ..state import default_servable, infer, server_state
 from ..validation import json_object, matrix_from_features
 
 bp = Blueprint("predict", __name__)
+
+MODEL_VERSION_HEADER = "X-Model-Version"
 
 
 @bp.post("/predict")
 def predict() -> Response:
     body = json_object()
-    state = server_state()
-    model = state.predictor.description
+    model = default_servable()
+    description = model.description
     if "features" not in body:
-        raise unprocessable("missing 'features': send {\"features\": [..." + f"{model.n_features} numbers]}}")
+        raise unprocessable("missing 'features': send {\"features\": [..." + f"{description.n_features} numbers]}}")
     with_probabilities = body.get("return_probabilities", False)
     if not isinstance(with_probabilities, bool):
         raise unprocessable("'return_probabilities' must be true or false")
-    if with_probabilities and not model.has_probabilities:
-        raise unprocessable(f"model '{model.name}' does not predict probabilities")
+    if with_probabilities and not description.has_probabilities:
+        raise unprocessable(f"model '{description.name}' does not predict probabilities")
 
-    rows = matrix_from_features(body["features"], model.n_features, state.settings.max_batch_rows)
-    prediction = infer(rows, with_probabilities)
+    rows = matrix_from_features(body["features"], description.n_features, server_state().settings.max_batch_rows)
+    prediction = infer(model, rows, with_probabilities)
     result: dict[str, object] = {"prediction": prediction.labels.tolist()}
     if prediction.probabilities is not None:
         result["probabilities"] = prediction.probabilities.tolist()
-        result["classes"] = list(model.class_names or ())
-    return jsonify(result)
+        result["classes"] = list(description.class_names or ())
+    response = jsonify(result)
+    response.headers[MODEL_VERSION_HEADER] = description.version
+    return response

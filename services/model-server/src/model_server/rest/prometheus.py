@@ -1,15 +1,19 @@
-"""``GET /metrics``: this replica's metrics (all workers) in the Prometheus text format."""
+"""``GET /metrics``: this replica's metrics (all workers) in the Prometheus text format, plus the
+versions this worker serves right now (:mod:`..serving_metrics`)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
 from ..metrics import exposition
+from ..serving_metrics import ServingCollector
+from ..state import server_state
 
 bp = Blueprint("prometheus", __name__)
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    body, content_type = exposition()
+    state = server_state()
+    body, content_type = exposition(ServingCollector(state.registry.snapshot, state.settings.drift_max_features))
     return Response(body, content_type=content_type)

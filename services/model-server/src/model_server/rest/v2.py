@@ -23,10 +23,11 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import ValidationError
 
 from .. import __version__
-from ..errors import bad_request, not_found, unprocessable
+from ..errors import bad_request, unprocessable
 from ..predictor import ModelDescription, Prediction
-from ..state import infer, server_state
+from ..state import infer, request_snapshot, servable, server_state
 from ..validation import json_object, matrix_from_tensor, numbers_from_values, tensor_values
+from . import repository
 from .v2_schema import (
     NUMERIC_DATATYPES,
     InferenceRequest,
@@ -49,7 +50,8 @@ _BYTE_COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() als
 
 @bp.get("")
 def server_metadata() -> Response:
-    body = ServerMetadata(name="model-server", version=__version__, extensions=["binary_tensor_data"])
+    extensions = ["binary_tensor_data", repository.EXTENSION]
+    body = ServerMetadata(name="model-server", version=__version__, extensions=extensions)
     return jsonify(body.model_dump())
 
 
@@ -60,20 +62,25 @@ def live() -> Response:
 
 @bp.get("/health/ready")
 def ready() -> tuple[Response, int]:
-    is_ready = server_state().predictor.ready
+    """Ready once a model version serves (and DEFAULT_MODEL, when set, is one of them)."""
+    state = server_state()
+    snapshot = state.registry.snapshot
+    default = state.settings.default_model
+    is_ready = bool(snapshot.models.get(default)) if default else bool(snapshot)
     return jsonify(ready=is_ready), 200 if is_ready else 503
 
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
-    model = _model(name, version)
+    model = servable(name, version).description
+    loaded = [str(v) for v in request_snapshot().models.get(name, {})] if version is None else None
     outputs = [TensorMetadata(name=OUTPUT_LABELS, datatype=_datatype(model), shape=[-1])]
     if model.has_probabilities:
         outputs.append(TensorMetadata(name=OUTPUT_PROBABILITIES, datatype="FP64", shape=[-1, len(model.classes or ())]))
     body = ModelMetadata(
         name=model.name,
-        versions=[model.version],
+        versions=loaded or [model.version],
         platform="sklearn",
         inputs=[TensorMetadata(name=INPUT_NAME, datatype="FP64", shape=[-1, model.n_features])],
         outputs=outputs,
@@ -93,15 +100,16 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 @bp.get("/models/<name>/ready")
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> tuple[Response, int]:
-    model = _model(name, version)
-    is_ready = server_state().predictor.ready
-    return jsonify(name=model.name, ready=is_ready), 200 if is_ready else 503
+    """200 for a loaded version (unversioned: any); 404 for one that is not loaded, as the metadata."""
+    model = servable(name, version).description
+    return jsonify(name=model.name, ready=True), 200
 
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def model_infer(name: str, version: str | None = None) -> Response:
-    model = _model(name, version)
+    target = servable(name, version)  # this request's version, kept to its end
+    model = target.description
     payload, binary = _read_request()
     try:
         req = InferenceRequest.model_validate(payload)
@@ -126,7 +134,7 @@ def model_infer(name: str, version: str | None = None) -> Response:
     binary_outputs = _binary_outputs(req, wanted)
 
     rows = _input_rows(req.inputs[0], binary, model)
-    prediction = infer(rows, with_probabilities=OUTPUT_PROBABILITIES in wanted)
+    prediction = infer(target, rows, with_probabilities=OUTPUT_PROBABILITIES in wanted)
     outputs = [_output(n, prediction, model) for n in wanted]
     response = InferenceResponse(
         model_name=model.name, model_version=model.version, id=req.id or g.request_id, outputs=outputs
@@ -134,15 +142,6 @@ def model_infer(name: str, version: str | None = None) -> Response:
     if any(binary_outputs):
         return _binary_response(response, binary_outputs)
     return jsonify(response.model_dump(exclude_none=True))
-
-
-def _model(name: str, version: str | None) -> ModelDescription:
-    model = server_state().predictor.description
-    if name != model.name:
-        raise not_found(f"model '{name}' not found; this server serves '{model.name}'")
-    if version is not None and version != model.version:
-        raise not_found(f"model '{name}' has no version '{version}'; it serves version '{model.version}'")
-    return model
 
 
 def _read_request() -> tuple[dict[str, Any], bytes | None]:

@@ -1,0 +1,137 @@
+"""A sample of tabular data for the packager: a CSV file with a header row, or a 2-D ``.npy`` array.
+
+:func:`read_table` returns the feature matrix (float64, finite values only) and, when ``target``
+names a column (a header name for CSV, an integer index for ``.npy``), that column apart. CSV is
+read with the csv module (pandas is not a dependency): feature cells are parsed as floats, the
+target column is kept as text (labels such as ``setosa`` are common) and matched to the
+estimator's classes by the caller. A ``.npy`` file is loaded without pickle.
+
+Non-finite values (NaN, inf) are refused: the reference statistics must never see them, as the
+server never does. Every refusal raises DataError with one line naming the file and, for a bad
+cell, its line (CSV) or row index (``.npy``) and its column.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = (".csv", ".npy")
+
+
+class DataError(Exception):
+    """The data file cannot be used; the message is a one-line reason."""
+
+
+@dataclass(frozen=True)
+class Table:
+    path: Path
+    x: np.ndarray  # (rows, features), float64, finite
+    y: np.ndarray | None  # the target column: text for CSV, float64 for .npy; None without a target
+    feature_names: tuple[str, ...] | None  # the CSV header without the target; None for .npy
+
+
+def read_table(path: Path, target: str | None = None) -> Table:
+    """The features (and target column, if named) of a ``.csv`` or ``.npy`` file; DataError if unusable."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, target)
+    if suffix == ".npy":
+        return _read_npy(path, target)
+    raise DataError(f"{path}: unsupported format {suffix or '(no suffix)'!r}; expected .csv (with a header) or .npy")
+
+
+def _read_csv(path: Path, target: str | None) -> Table:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's byte-order mark
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            records = [(reader.line_num, row) for row in reader if row]  # blank lines are skipped
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} cannot be read as CSV: {exc}") from None
+    if not header:
+        raise DataError(f"{path} is empty; expected a header row of column names")
+    if "" in header or len(set(header)) != len(header):
+        raise DataError(f"{path}: the header must name every column once, got {header}")
+    if target is not None and target not in header:
+        raise DataError(f"{path} has no column {target!r} (columns: {', '.join(header)})")
+    for line, row in records:
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {line} has {len(row)} cells, the header has {len(header)}")
+
+    t = header.index(target) if target is not None else None
+    features = [j for j in range(len(header)) if j != t]
+    _require_shape(path, len(records), len(features))
+    cells = [[row[j] for j in features] for _, row in records]
+    try:
+        x = np.asarray(cells, dtype=np.float64)
+    except ValueError as exc:
+        bad_cells = ((i, j) for i, row in enumerate(cells) for j, cell in enumerate(row) if not _is_number(cell))
+        where = next(bad_cells, None)
+        if where is None:
+            raise DataError(f"{path}: {exc}") from None
+        i, j = where
+        raise DataError(
+            f"{path}: line {records[i][0]}, column {header[features[j]]!r}: {cells[i][j]!r} is not a number"
+        ) from None
+    bad = _first_non_finite(x)
+    if bad is not None:
+        i, j = bad
+        cell = cells[i][j].strip()
+        raise DataError(f"{path}: line {records[i][0]}, column {header[features[j]]!r}: {cell} is not a finite number")
+    y = None if t is None else np.asarray([row[t].strip() for _, row in records])
+    return Table(path=path, x=x, y=y, feature_names=tuple(header[j] for j in features))
+
+
+def _read_npy(path: Path, target: str | None) -> Table:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npy file: {exc}") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2:
+        raise DataError(f"{path} must hold a 2-D array (rows, columns), got shape {getattr(array, 'shape', None)}")
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"{path} holds {array.dtype} values; expected numbers")
+    t = None if target is None else _column_index(path, target, array.shape[1])
+    features = [j for j in range(array.shape[1]) if j != t]
+    _require_shape(path, array.shape[0], len(features))
+    x = array[:, features].astype(np.float64)
+    bad = _first_non_finite(x)
+    if bad is not None:
+        i, j = bad
+        raise DataError(f"{path}: row index {i}, column index {features[j]}: {x[i, j]} is not a finite number")
+    y = None if t is None else array[:, t].astype(np.float64)
+    return Table(path=path, x=x, y=y, feature_names=None)
+
+
+def _column_index(path: Path, target: str, n_columns: int) -> int:
+    try:
+        index = int(target)
+    except ValueError:
+        raise DataError(f"{path}: the target column of a .npy file is a column index, got {target!r}") from None
+    if not -n_columns <= index < n_columns:
+        raise DataError(f"{path}: target column index {index} is out of range ({n_columns} columns)")
+    return index % n_columns
+
+
+def _require_shape(path: Path, rows: int, features: int) -> None:
+    if rows == 0:
+        raise DataError(f"{path} has no data rows")
+    if features == 0:
+        raise DataError(f"{path} has no feature columns")
+
+
+def _first_non_finite(x: np.ndarray) -> tuple[int, int] | None:
+    bad = np.argwhere(~np.isfinite(x))
+    return (int(bad[0][0]), int(bad[0][1])) if len(bad) else None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        np.float64(cell)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,207 @@
+"""The repository poller: moves a worker's registry toward what the model repository says.
+
+Every ``MODEL_POLL_SECONDS`` (0: once, at start) one :meth:`RepositoryManager.sync` pass:
+
+1. scans the repository (:mod:`.repository.layout`) and reads each model's ``config.json``;
+2. decides per model what to load and unload (:mod:`.repository.policy`, availability
+   preserving: never unload the last servable version before its successor serves);
+3. loads each new version beside the old ones: verified (the safe-loading rules of
+   :mod:`.artifact`), checked (the Treelite runtime against scikit-learn, :mod:`.runtime`) and
+   warmed up (:class:`.predictor.Predictor`), with a micro-batcher of its own, so requests for
+   different versions never share a model call. Only then is it published in the registry;
+4. publishes the new :class:`.registry.Snapshot` in one assignment. Requests already running
+   keep the snapshot they started with and finish on their version.
+
+A version that fails any step is never served. Its reason is logged once, it is counted
+(``model_server_model_load_failures_total``) and reported as refused (``ModelLoadFailing``), and
+it is not retried until its folder changes (:func:`.repository.layout.fingerprint`): a version
+copied in place rather than published with ``mv`` fails while half-copied and loads on a later
+poll. The version policy then picks among the versions not refused, so a refused newest version
+leaves the previous one serving — also on a replica that starts afresh.
+
+An invalid ``config.json`` keeps the model's last valid configuration (the default, latest 1,
+before any) and is logged once. Each gunicorn worker runs its own poller (a greenlet under the
+gevent worker): all of them read the same folder, so every worker of every replica converges on
+the same set within one poll interval plus the load time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import metrics
+from .artifact import ModelLoadError, load_artifact
+from .batching import MicroBatcher
+from .config import Settings
+from .predictor import Predictor
+from .registry import Registry, Servable, Snapshot, State, VersionStatus
+from .repository.layout import Fingerprint, ModelDir, RepositoryError, fingerprint, scan
+from .repository.model_config import ModelConfig, ModelConfigError, read_model_config
+from .repository.policy import plan, wanted_versions
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[str, int, Path], Servable]
+
+
+def servable_loader(settings: Settings) -> Loader:
+    """Load, verify, check and warm up one version directory; raise ModelLoadError on any refusal."""
+
+    def load(name: str, version: int, path: Path) -> Servable:
+        artifact = load_artifact(path, settings.model_sha256, tuple(settings.model_trusted_types))
+        predictor = Predictor(artifact, name, str(version), settings.drift_max_features, settings.model_runtime)
+        predictor.warm_up()
+        batcher = None
+        if settings.batch_max_rows > 0:
+            batcher = MicroBatcher(predictor, settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
+        return Servable(predictor=predictor, batcher=batcher)
+
+    return load
+
+
+class RepositoryManager:
+    def __init__(self, repository: Path, registry: Registry, loader: Loader) -> None:
+        self.repository = repository
+        self.registry = registry
+        self._load = loader
+        self._failed: dict[tuple[str, int], tuple[Fingerprint, str]] = {}
+        self._configs: dict[str, ModelConfig] = {}
+        # Problems of the scan and the configs, by reason: logged when they appear, not again
+        # while they last (``_logged``: those of the last pass), and again if they come back.
+        self._logged: set[str] = set()
+        self._seen: set[str] = set()  # those of the pass running
+        self.unreadable = ""  # why the last scan failed ("" when it succeeded): the repository's own problem
+        self._lock = threading.Lock()  # one sync at a time (a test may call sync() beside the poller)
+
+    def sync(self) -> Snapshot:
+        """One pass: scan, decide, load, publish. Never raises for what the repository holds."""
+        with self._lock:
+            self._seen = set()
+            try:
+                found = scan(self.repository)
+            except RepositoryError as exc:
+                self.unreadable = str(exc)
+                self._log_once(logging.ERROR, str(exc), "model repository unreadable; serving what is loaded")
+                self._logged |= self._seen  # nothing else was looked at: what was logged still stands
+                return self.registry.snapshot
+            self.unreadable = ""
+            for skipped in found.skipped:
+                self._log_once(logging.WARNING, str(skipped), "model repository entry ignored")
+            current = self.registry.snapshot
+            models = {name: dict(versions) for name, versions in current.models.items()}
+            statuses: list[VersionStatus] = []
+            for name in sorted(set(found) | set(models)):
+                statuses += self._sync_model(name, found.get(name), models)
+            snapshot = Snapshot.build(models, tuple(statuses))
+            self.registry.publish(snapshot)
+            self._logged = self._seen
+            return snapshot
+
+    def poll_forever(self, interval: float) -> None:
+        """Call :meth:`sync` every ``interval`` seconds; an unexpected error is logged, never fatal."""
+        while True:
+            time.sleep(interval)
+            try:
+                self.sync()
+            except Exception:
+                log.exception("model repository poll failed; retrying at the next poll")
+
+    def start_polling(self, interval: float) -> threading.Thread | None:
+        """Poll in the background (a greenlet under gevent's monkey-patching); None if ``interval`` is 0."""
+        if interval <= 0:
+            return None
+        thread = threading.Thread(target=self.poll_forever, args=(interval,), name="model-repository", daemon=True)
+        thread.start()
+        return thread
+
+    # --- one model ---------------------------------------------------------------------------
+    def _sync_model(self, name: str, model_dir: ModelDir | None, models: dict[str, dict[int, Servable]]) -> list:
+        available = dict(model_dir.versions) if model_dir else {}
+        config = self._config(name, model_dir)
+        for key in [k for k in self._failed if k[0] == name]:  # retry a refused version once its folder changed
+            if key[1] not in available or fingerprint(available[key[1]]) != self._failed[key][0]:
+                del self._failed[key]
+
+        loaded = models.setdefault(name, {})
+        while True:
+            failed = frozenset(v for n, v in self._failed if n == name)
+            wanted = wanted_versions(config.version_policy, set(available) - failed)
+            step = plan(wanted, frozenset(loaded), failed)
+            if not step.load:
+                break
+            for version in step.load:  # newest first
+                self._publish_loading(models, name, version)
+                self._load_version(name, version, available[version], loaded)
+                self.registry.publish(Snapshot.build(models, self.registry.snapshot.statuses))
+        for version in step.unload:
+            del loaded[version]
+            log.info("model version unloaded", extra={"model": name, "version": str(version)})
+        if not loaded:
+            del models[name]
+
+        policy_wanted = wanted_versions(config.version_policy, available)
+        statuses = []
+        for version in sorted(set(available) | set(loaded)):
+            if version in loaded:
+                statuses.append(VersionStatus(name, version, State.READY))
+            elif (name, version) in self._failed:
+                reason = self._failed[(name, version)][1]
+                refused = version in policy_wanted  # wanted but refused: ModelLoadFailing
+                statuses.append(VersionStatus(name, version, State.UNAVAILABLE, reason, failed=refused))
+            else:
+                statuses.append(VersionStatus(name, version, State.UNAVAILABLE, "not wanted by the version policy"))
+        return statuses
+
+    def _publish_loading(self, models: dict[str, dict[int, Servable]], name: str, version: int) -> None:
+        """The index shows the version LOADING while it loads (to any thread or greenlet that asks)."""
+        others = tuple(s for s in self.registry.snapshot.statuses if (s.name, s.version) != (name, version))
+        self.registry.publish(Snapshot.build(models, (*others, VersionStatus(name, version, State.LOADING))))
+
+    def _load_version(self, name: str, version: int, path: Path, loaded: dict[int, Servable]) -> None:
+        before = fingerprint(path)
+        started = time.perf_counter()
+        try:
+            servable = self._load(name, version, path)
+        except ModelLoadError as exc:
+            self._refuse(name, version, before, str(exc))
+            return
+        except Exception as exc:  # a loader bug must not stop the poller, nor serve the version
+            self._refuse(name, version, before, f"{type(exc).__name__}: {exc}")
+            return
+        loaded[version] = servable
+        model = servable.description
+        log.info(
+            "model version ready",
+            extra={
+                "model": name,
+                "version": str(version),
+                "sha256": model.sha256,
+                "estimator": model.estimator,
+                "runtime": model.runtime,
+                "runtime_reason": model.runtime_reason,
+                "load_seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+
+    def _refuse(self, name: str, version: int, fingerprint_: Fingerprint, reason: str) -> None:
+        self._failed[(name, version)] = (fingerprint_, reason)
+        metrics.MODEL_LOAD_FAILURES.labels(name, str(version)).inc()
+        log.error("model version refused", extra={"model": name, "version": str(version), "reason": reason})
+
+    def _config(self, name: str, model_dir: ModelDir | None) -> ModelConfig:
+        try:
+            config = read_model_config(model_dir.config_path if model_dir else None)
+        except ModelConfigError as exc:
+            self._log_once(logging.ERROR, str(exc), "model config invalid; keeping the last valid one")
+            return self._configs.get(name) or read_model_config(None)
+        self._configs[name] = config
+        return config
+
+    def _log_once(self, level: int, reason: str, message: str) -> None:
+        if reason not in self._logged and reason not in self._seen:
+            log.log(level, message, extra={"reason": reason})
+        self._seen.add(reason)

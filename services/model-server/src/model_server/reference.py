@@ -1,0 +1,88 @@
+"""The training reference for drift, and the binning rule that the live counting shares with it.
+
+The packager cuts each feature of the training sample into 10 equal-frequency bins (deciles) and
+records in metadata.json the 9 inner edges and each bin's share of the rows; the server counts
+live values into the same bins, and Prometheus compares the live shares with the recorded ones.
+Both sides call this module, so they bin by exactly the same rule:
+
+* Edges: ``np.quantile(column, [0.1, 0.2, ..., 0.9])`` with numpy's default ``"linear"`` method
+  (Hyndman & Fan type 7: an edge between two sample values is interpolated between them).
+* Bin ``i`` holds ``edges[i-1] <= v < edges[i]``: ``np.searchsorted(edges, v, side="right")``.
+  A value equal to an edge goes to the bin above it; values below the first edge fall into bin
+  0 and values at or above the last edge into bin 9, so live values outside the training range
+  still land somewhere.
+* A constant or low-cardinality feature gives repeated edges. There are still 10 bins; those
+  between equal edges are empty, and shares come from the actual counts (a constant feature
+  has all its rows in bin 9, since every value equals the last edge).
+* Shares are rounded to 6 decimals by the largest-remainder method, so they still sum to 1
+  (exactly, in millionths) and an empty bin keeps share 0.
+
+Non-finite values must never reach the edges: the training sample is refused (the packager
+names the cell) and the server refuses non-finite input before any counting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+N_BINS = 10
+QUANTILES = tuple(i / N_BINS for i in range(1, N_BINS))  # 0.1 .. 0.9: the 9 inner edges
+SHARE_DIGITS = 6
+
+
+def decile_edges(column: np.ndarray) -> np.ndarray:
+    """The 9 inner edges of 10 equal-frequency bins of a 1-D sample of finite values (ascending)."""
+    values = _finite(column)
+    return np.quantile(values, QUANTILES)
+
+
+def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The bin (0..9) of each value: bin i holds ``edges[i-1] <= v < edges[i]``."""
+    return np.searchsorted(edges, values, side="right")
+
+
+def bin_shares(edges: np.ndarray, column: np.ndarray) -> list[float]:
+    """Each bin's share of ``column`` (10 shares, rounded to 6 decimals, summing to 1)."""
+    counts = np.bincount(bin_index(edges, _finite(column)), minlength=len(edges) + 1)
+    return round_shares(counts)
+
+
+def round_shares(counts: Sequence[int] | np.ndarray) -> list[float]:
+    """Counts as shares of their total, rounded to 6 decimals by largest remainder (the shares sum to 1)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total <= 0 or (counts < 0).any():
+        raise ValueError("shares need non-negative counts with a positive total")
+    scale = 10**SHARE_DIGITS
+    units, remainders = np.divmod(counts * scale, total)  # integers: no float error in the sum
+    missing = scale - int(units.sum())
+    units[np.argsort(-remainders, kind="stable")[:missing]] += 1
+    return [int(unit) / scale for unit in units]
+
+
+def feature_reference(matrix: np.ndarray, feature_names: Sequence[str], max_features: int) -> dict[str, Any]:
+    """``{name: {"edges": [9 floats], "shares": [10 floats]}}`` for the first ``max_features`` columns."""
+    reference = {}
+    for j, name in enumerate(feature_names[:max_features]):
+        edges = decile_edges(matrix[:, j])
+        reference[name] = {"edges": [float(e) for e in edges], "shares": bin_shares(edges, matrix[:, j])}
+    return reference
+
+
+def prediction_shares(predicted: np.ndarray, classes: Sequence[Any], class_names: Sequence[str]) -> dict[str, float]:
+    """Each class's share of the predicted labels (every class listed, in the estimator's order)."""
+    predicted = np.asarray(predicted)
+    counts = [int(np.count_nonzero(predicted == cls)) for cls in classes]
+    return dict(zip(class_names, round_shares(counts), strict=True))
+
+
+def _finite(column: np.ndarray) -> np.ndarray:
+    values = np.asarray(column, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"a reference needs a non-empty 1-D column, got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("a reference column must hold finite values only")
+    return values

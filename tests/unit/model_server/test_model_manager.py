@@ -1,0 +1,435 @@
+"""The repository poller end to end: real version folders, the real loader, the app's own views.
+
+Each test builds a repository, an app on it (MODEL_POLL_SECONDS>0, so nothing servable is not
+fatal; no poller thread is started: the test calls ``sync`` where the poller would), changes the
+repository as an operator would, and checks what a user sees: which version answers, the
+repository index, the log, and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+import skops.io
+from flask import Flask
+from model_server import model_manager
+from model_server.app import start_polling
+
+from .helpers import MODEL, json_logs, sample, scraped
+from .versions import (
+    ROW,
+    Replica,
+    dump_untrusted,
+    iris_tree,
+    label_of,
+    publish_iris,
+    remove,
+    scraped_versions,
+    set_policy,
+    write_iris,
+)
+
+REFUSED = "model version refused"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A repository with iris version 1, for this test to change."""
+    root = tmp_path / "models"
+    publish_iris(root, 1)
+    return root
+
+
+@pytest.fixture
+def replica(app_factory: Callable[..., Flask], repo: Path) -> Replica:
+    return Replica(app_factory(model_repository=repo, model_poll_seconds=60))
+
+
+def failures(version: int, name: str = MODEL) -> float:
+    return sample("model_server_model_load_failures_total", model=name, version=str(version))
+
+
+def refused_lines(lines: list[dict[str, Any]], version: int) -> list[dict[str, Any]]:
+    return [line for line in lines if line["message"] == REFUSED and line["version"] == str(version)]
+
+
+# --- versions that must never serve ------------------------------------------------------------
+
+
+def _write_metadata(directory: Path, **changes: Any) -> None:
+    path = directory / "metadata.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def _only(directory: Path, *keep: str) -> None:
+    for path in directory.iterdir():
+        if path.name not in keep:
+            path.unlink()
+
+
+# Each takes a complete version folder and breaks it; the refusal names the fragment.
+BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
+    # failed
+    "corrupt artifact": (
+        lambda d: (_only(d), (d / "model.skops").write_bytes(b"garbage")),
+        "not a readable skops file",
+    ),
+    "metadata contradicts the model": (
+        lambda d: _write_metadata(d, feature_names=["a", "b"]),
+        "lists 2 feature names but the model takes 4",
+    ),
+    # partial: copied in place, not published with mv, and seen half-way
+    "nothing copied yet": (lambda d: _only(d), "no model artifact"),
+    "metadata only": (lambda d: _only(d, "metadata.json"), "named in metadata.json does not exist"),
+    "artifact half copied": (
+        lambda d: (d / "model.skops").write_bytes((d / "model.skops").read_bytes()[:1000]),
+        "metadata.json records",
+    ),
+    # tampered
+    "artifact replaced": (lambda d: skops.io.dump(iris_tree(3), d / "model.skops"), "metadata.json records"),
+    "untrusted skops type": (lambda d: (_only(d), dump_untrusted(d)), "untrusted types"),
+    "pickle not in MODEL_SHA256": (
+        lambda d: (_only(d), joblib.dump(iris_tree(2), d / "model.joblib")),
+        "refusing to unpickle model.joblib",
+    ),
+}
+PARTIAL = ["nothing copied yet", "metadata only", "artifact half copied"]
+
+
+@pytest.mark.parametrize("kind", BROKEN)
+def test_a_broken_version_is_never_served_and_reported_once(replica: Replica, repo: Path, kind: str) -> None:
+    breaks, fragment = BROKEN[kind]
+    counted = failures(2)
+    version_2 = write_iris(repo / MODEL / "2", 2)
+    breaks(version_2)
+
+    with json_logs() as lines:
+        replica.sync(times=3)  # three polls
+
+    assert replica.loaded() == [1]
+    assert replica.predict() == (1, label_of(1)), "the previous version keeps serving"
+    [logged] = refused_lines(lines(), 2)  # once per version, not once per poll
+    assert (logged["level"], logged["model"]) == ("ERROR", MODEL)
+    assert fragment in logged["reason"]
+    assert failures(2) == counted + 1
+    samples = replica.scrape()
+    assert scraped(samples, "model_server_model_load_failed", model=MODEL, version="2") == 1
+    assert scraped_versions(samples, "model_server_model_info") == [1]
+    assert scraped(samples, "model_server_model_ready", model=MODEL) == 1
+    [entry] = [e for e in replica.index() if e["version"] == "2"]
+    assert (entry["name"], entry["state"]) == (MODEL, "UNAVAILABLE")
+    assert fragment in entry["reason"]
+    assert replica.index(ready=True) == [{"name": MODEL, "version": "1", "state": "READY", "reason": ""}]
+
+
+@pytest.mark.parametrize("kind", PARTIAL)
+def test_a_partial_version_loads_once_it_is_complete(replica: Replica, repo: Path, kind: str) -> None:
+    version_2 = write_iris(repo / MODEL / "2", 2)
+    BROKEN[kind][0](version_2)
+    replica.sync()
+    assert replica.states() == {1: "READY", 2: "UNAVAILABLE"}
+
+    write_iris(version_2, 2)  # the copy completes: the folder changed
+    with json_logs() as lines:
+        replica.sync()
+
+    assert replica.loaded() == [2]
+    assert replica.predict() == (2, label_of(2))
+    assert replica.states() == {1: "UNAVAILABLE", 2: "READY"}
+    assert not refused_lines(lines(), 2)
+    assert not [k for k in replica.scrape() if k[0] == "model_server_model_load_failed"]
+
+
+def test_a_refused_version_is_retried_only_when_its_folder_changes(replica: Replica, repo: Path) -> None:
+    version_2 = write_iris(repo / MODEL / "2", 2)
+    BROKEN["corrupt artifact"][0](version_2)
+    counted = failures(2)
+    replica.sync(times=2)
+    assert failures(2) == counted + 1
+
+    (version_2 / "model.skops").write_bytes(b"still garbage, but other garbage")
+    replica.sync(times=2)
+
+    assert failures(2) == counted + 2, "changed: tried again, once"
+    assert replica.loaded() == [1]
+
+
+def test_a_fresh_replica_on_a_corrupt_newest_version_serves_the_previous(
+    app_factory: Callable[..., Flask], repo: Path
+) -> None:
+    publish_iris(repo, 2)
+    BROKEN["corrupt artifact"][0](repo / MODEL / "2")
+
+    # Loaded once (MODEL_POLL_SECONDS=0): still a server, on version 1.
+    replica = Replica(app_factory(model_repository=repo, model_poll_seconds=0))
+
+    assert replica.loaded() == [1]
+    assert replica.predict() == (1, label_of(1))
+    assert replica.states() == {1: "READY", 2: "UNAVAILABLE"}
+    assert scraped(replica.scrape(), "model_server_model_load_failed", model=MODEL, version="2") == 1
+    assert replica.client.get("/v2/health/ready").status_code == 200
+
+
+def test_a_refused_version_that_the_policy_no_longer_wants_is_not_a_failure(replica: Replica, repo: Path) -> None:
+    BROKEN["corrupt artifact"][0](write_iris(repo / MODEL / "2", 2))
+    replica.sync()
+    publish_iris(repo, 3)
+
+    replica.sync()
+
+    assert replica.loaded() == [3]
+    assert replica.states() == {1: "UNAVAILABLE", 2: "UNAVAILABLE", 3: "READY"}
+    assert not [k for k in replica.scrape() if k[0] == "model_server_model_load_failed"]
+
+
+# --- version policies -----------------------------------------------------------------------
+
+
+def test_latest_1_replaces_the_old_version_only_once_the_new_one_is_loaded(replica: Replica, repo: Path) -> None:
+    seen_while_loading: list[tuple[list[int], tuple[int, int]]] = []
+    load = replica.manager._load
+
+    def observed_load(name: str, version: int, path: Path) -> Any:
+        seen_while_loading.append((replica.loaded(), replica.predict()))
+        return load(name, version, path)
+
+    replica.manager._load = observed_load
+    publish_iris(repo, 2)
+
+    replica.sync()
+
+    assert seen_while_loading == [([1], (1, label_of(1)))], "version 1 served until version 2 was ready"
+    assert replica.loaded() == [2]
+    assert replica.predict() == (2, label_of(2))
+    assert replica.states() == {1: "UNAVAILABLE", 2: "READY"}
+    assert [e["reason"] for e in replica.index() if e["version"] == "1"] == ["not wanted by the version policy"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "loaded"),
+    [({"latest": 1}, [3]), ({"latest": 2}, [2, 3]), ({"specific": [1, 3]}, [1, 3]), ({"all": {}}, [1, 2, 3])],
+    ids=["latest-1", "latest-2", "specific", "all"],
+)
+def test_version_policies(replica: Replica, repo: Path, policy: dict[str, Any], loaded: list[int]) -> None:
+    publish_iris(repo, 2)
+    publish_iris(repo, 3)
+    set_policy(repo, policy)
+
+    replica.sync()
+
+    assert replica.loaded() == loaded
+    assert replica.states() == {v: "READY" if v in loaded else "UNAVAILABLE" for v in (1, 2, 3)}
+    assert scraped_versions(replica.scrape(), "model_server_model_info") == loaded
+    for version in (1, 2, 3):
+        response = replica.client.post(
+            f"/v2/models/{MODEL}/versions/{version}/infer",
+            json={"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
+        )
+        if version in loaded:
+            assert response.get_json()["outputs"][0]["data"] == [label_of(version)]
+        else:
+            assert response.status_code == 404
+    assert replica.predict() == (3, label_of(3)), "unversioned: the newest"
+
+
+def test_changing_the_policy_loads_and_unloads(replica: Replica, repo: Path) -> None:
+    publish_iris(repo, 2)
+    set_policy(repo, {"all": {}})
+    replica.sync()
+    assert replica.loaded() == [1, 2]
+
+    set_policy(repo, {"specific": [1]})
+    replica.sync()
+
+    assert replica.loaded() == [1]
+    assert replica.predict() == (1, label_of(1))
+
+
+def test_an_invalid_config_keeps_the_last_valid_policy_and_is_logged_once(replica: Replica, repo: Path) -> None:
+    publish_iris(repo, 2)
+    set_policy(repo, {"all": {}})
+    replica.sync()
+    assert replica.loaded() == [1, 2]
+
+    set_policy(repo, '{"version_policy": {"lates": 1}}')  # a typo
+    publish_iris(repo, 3)
+    with json_logs() as lines:
+        replica.sync(times=3)
+
+    assert replica.loaded() == [1, 2, 3], "still 'all'"
+    [logged] = [line for line in lines() if line["message"].startswith("model config invalid")]
+    assert logged["level"] == "ERROR"
+    assert "config.json" in logged["reason"]
+    assert "unknown key" in logged["reason"]
+
+    set_policy(repo, {"latest": 1})
+    replica.sync()
+    assert replica.loaded() == [3]
+
+
+def test_an_invalid_config_that_comes_back_is_logged_again(replica: Replica, repo: Path) -> None:
+    def invalid_config_lines(lines: list[dict[str, Any]]) -> int:
+        return len([line for line in lines if line["message"].startswith("model config invalid")])
+
+    with json_logs() as lines:
+        set_policy(repo, "{not json")
+        replica.sync(times=2)
+        assert invalid_config_lines(lines()) == 1
+        set_policy(repo, {"latest": 1})
+        replica.sync(times=2)
+        set_policy(repo, "{not json")
+        replica.sync(times=2)
+
+        assert invalid_config_lines(lines()) == 2
+
+
+def test_an_invalid_config_from_the_start_means_the_default_policy(
+    app_factory: Callable[..., Flask], repo: Path
+) -> None:
+    publish_iris(repo, 2)
+    set_policy(repo, "{not json")
+
+    replica = Replica(app_factory(model_repository=repo, model_poll_seconds=0))
+
+    assert replica.loaded() == [2]
+
+
+def test_removing_the_newest_version_rolls_back_to_the_previous(replica: Replica, repo: Path) -> None:
+    first = replica.registry.snapshot.servable(MODEL, 1)
+    publish_iris(repo, 2)
+    replica.sync()
+    assert replica.loaded() == [2]
+
+    remove(repo / MODEL / "2")
+    replica.sync()
+
+    assert replica.loaded() == [1]
+    assert replica.predict() == (1, label_of(1))
+    assert replica.registry.snapshot.servable(MODEL, 1) is not first, "loaded again from its folder"
+    assert replica.states() == {1: "READY"}
+    assert scraped_versions(replica.scrape(), "model_server_model_info") == [1]
+
+
+def test_removing_a_model_folder_unloads_it(replica: Replica, repo: Path) -> None:
+    publish_iris(repo, 1, name="other")
+    replica.sync()
+    assert replica.loaded("other") == [1]
+
+    remove(repo / "other")
+    replica.sync()
+
+    assert replica.loaded("other") == []
+    assert replica.client.get("/v2/models/other").status_code == 404
+    assert [e["name"] for e in replica.index()] == [MODEL]
+    samples = replica.scrape()
+    assert scraped_versions(samples, "model_server_model_info", "other") == []
+    assert scraped(samples, "model_server_model_ready", model="other") is None
+    assert replica.loaded() == [1]
+
+
+def test_model_info_lists_exactly_the_loaded_versions_after_an_unload(replica: Replica, repo: Path) -> None:
+    publish_iris(repo, 2)
+    set_policy(repo, {"all": {}})
+    replica.sync()
+    samples = replica.scrape()
+    assert scraped_versions(samples, "model_server_model_info") == [1, 2]
+    assert scraped_versions(samples, "model_server_feature_training_mean") == [1] * 4 + [2] * 4
+
+    set_policy(repo, {"latest": 1})
+    replica.sync()
+
+    samples = replica.scrape()
+    assert scraped_versions(samples, "model_server_model_info") == [2]
+    assert scraped_versions(samples, "model_server_feature_training_mean") == [2] * 4
+
+
+def test_an_unreadable_repository_keeps_serving_what_is_loaded(replica: Replica, repo: Path) -> None:
+    moved = repo.with_name("elsewhere")
+    os.rename(repo, moved)
+    with json_logs() as lines:
+        replica.sync(times=3)
+
+    assert replica.predict() == (1, label_of(1))
+    [logged] = [line for line in lines() if line["message"].startswith("model repository unreadable")]
+    assert "does not exist" in logged["reason"]
+
+    os.rename(moved, repo)
+    publish_iris(repo, 2)
+    replica.sync()
+    assert replica.loaded() == [2]
+
+    os.rename(repo, moved)  # unreadable again: said again
+    with json_logs() as lines:
+        replica.sync(times=2)
+    assert len([line for line in lines() if line["message"].startswith("model repository unreadable")]) == 1
+
+
+def test_an_odd_entry_is_logged_once(replica: Replica, repo: Path) -> None:
+    (repo / MODEL / "v2").mkdir()  # not a version number
+
+    with json_logs() as lines:
+        replica.sync(times=3)
+
+    [logged] = [line for line in lines() if line["message"] == "model repository entry ignored"]
+    assert (logged["level"], logged["reason"]) == (
+        "WARNING",
+        f"{repo / MODEL / 'v2'}: not a version number (a positive integer without leading zeros)",
+    )
+    assert replica.loaded() == [1]
+
+
+# --- the poller of a worker -------------------------------------------------------------------
+
+
+def test_a_worker_catches_up_before_it_polls(replica: Replica, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A gunicorn worker forked long after the master loaded the repository starts from the
+    # master's registry: start_polling syncs at once, before the first poll interval.
+    polling: list[float] = []
+    monkeypatch.setattr(replica.manager, "start_polling", polling.append)  # no thread left behind
+    publish_iris(repo, 2)
+
+    start_polling(replica.app)
+
+    assert replica.loaded() == [2]
+    assert polling == [60], "and polls from now on"
+
+
+def test_no_poller_when_polling_is_off(
+    app_factory: Callable[..., Flask], repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replica = Replica(app_factory(model_repository=repo, model_poll_seconds=0))
+    polling: list[float] = []
+    monkeypatch.setattr(replica.manager, "start_polling", polling.append)
+    publish_iris(repo, 2)
+
+    start_polling(replica.app)
+
+    assert (replica.loaded(), polling) == ([1], [])
+    assert replica.manager.__class__.start_polling(replica.manager, 0) is None
+
+
+def test_an_unexpected_error_does_not_stop_the_poller(replica: Replica, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Stop(BaseException):
+        pass
+
+    calls: list[int] = []
+
+    def sync() -> None:
+        calls.append(1)
+        raise RuntimeError("boom") if len(calls) == 1 else Stop
+
+    monkeypatch.setattr(replica.manager, "sync", sync)
+    monkeypatch.setattr(model_manager.time, "sleep", lambda seconds: None)
+
+    with json_logs() as lines, pytest.raises(Stop):
+        replica.manager.poll_forever(5)
+
+    assert len(calls) == 2, "polled again after the error"
+    [logged] = [line for line in lines() if line["message"].startswith("model repository poll failed")]
+    assert "boom" in logged["exc_info"]
