@@ -13,8 +13,8 @@ Systems (same fitted model, same load generator, same row per request):
 * ``direct-nobatch``: the same with batching turned off by env, when the server has batching.
 * ``stack``: the compose stack's ``model`` (3 replicas) + ``nginx``, through nginx.
 
-Every system is reached at one address (``BENCH_HOST``, default: this machine's primary address,
-see ``target_host``), never through docker's userland proxy, which only relays loopback.
+Every system is reached at 127.0.0.1 (``BENCH_HOST`` may only repeat it; see ``target_host``):
+load never goes to any other address.
 
 Everything started here is recorded (process groups in ``pgid-*`` files, containers labelled
 ``bench.run=<id>``, compose project ``bench-<id>``) so that bench/run's trap can remove it even if
@@ -155,7 +155,7 @@ class Settings:
             systems=env.get("BENCH_SYSTEMS", "tutorial mlserver direct stack").split(),
             image=env.get("BENCH_IMAGE", "model-server:bench"),
             replicas=replicas,
-            host=env.get("BENCH_HOST") or target_host(),
+            host=target_host(env.get("BENCH_HOST", "")),
             workers=workers,
             workers_per_replica=per_replica,
             model_cpus=model_cpus,
@@ -207,20 +207,21 @@ def run(
     return result.stdout
 
 
-def target_host() -> str:
-    """This machine's primary address: where a client on another machine would connect.
+LOOPBACK = "127.0.0.1"
 
-    Docker publishes a port on it through the kernel's NAT, as a remote client reaches it. On
-    127.0.0.1 the same port is relayed by docker-proxy, a user-space copy no remote client pays
-    for, which costs a quarter of a core here at 2,000 req/s. Loopback when there is no route.
+
+def target_host(requested: str = "") -> str:
+    """Where every system listens and wrk connects: loopback only.
+
+    Load never goes to another address, not even this machine's own external one (that would
+    load whatever else answers there). Loopback costs Docker's user-space docker-proxy relay,
+    about a quarter of a core at 2,000 req/s here, for the containers' published ports; reaching
+    each container at its own bridge address instead is issue #15's next step.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(("192.0.2.1", 9))  # a documentation address: no packet is sent (UDP connect)
-            address = sock.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
-    return address if address and not address.startswith("0.") else "127.0.0.1"
+    host = requested.strip() or LOOPBACK
+    if host != LOOPBACK:
+        raise BenchError(f"BENCH_HOST={requested!r}: the benchmark sends load only to {LOOPBACK}")
+    return host
 
 
 def free_port() -> int:
