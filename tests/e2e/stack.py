@@ -13,7 +13,8 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,9 @@ class Stack:
         return run(["docker", "exec", container, "python", "-c", code], timeout=30)
 
     # --- Prometheus ------------------------------------------------------------------------------
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        response = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+        response = requests.get(f"{self.prometheus_url}/api/v1/query", params=params, timeout=10)
         body = response.json()
         assert body.get("status") == "success", f"query {promql!r} failed: {body}"
         return body["data"]["result"]
@@ -175,6 +177,24 @@ class Stack:
         )
         response.raise_for_status()
         return response.json()
+
+
+@contextmanager
+def serving_repository(stack: Stack, root: Path, default_model: str) -> Iterator[Path]:
+    """The replicas serve the host folder ``root`` (MODEL_REPOSITORY=/models, MODEL_HOST_DIR=root)
+    until the block ends, then the image's built-in repository again. ``root`` must be readable by
+    the replicas' user (uid 10001): 0755 folders, 0644 files."""
+    for path in (root, *root.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    settings = {"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(root), "DEFAULT_MODEL": default_model}
+    stack.up("--no-deps", services=["model"], env=settings)
+    stack.env.update(settings)  # later `up` calls (nginx restarts) keep the replicas as they are
+    try:
+        yield root
+    finally:
+        for key in settings:
+            stack.env.pop(key)
+        stack.up("--no-deps", services=["model"])
 
 
 def free_host_ports() -> dict[str, str]:

@@ -20,13 +20,15 @@ QUERIES = panel_queries(DASHBOARD_JSON)
 
 @pytest.fixture(scope="module")
 def loaded(stack: Stack) -> Stack:
-    """Mixed traffic (one row, several rows, probabilities, V2), then two scrapes and rule runs."""
+    """Mixed traffic (one row, several rows, probabilities, V2, feedback), then two scrapes and rule runs."""
     url = stack.nginx_url
     assert send_load(f"{url}/predict", 300, concurrency=4).failed == 0
     rows = {"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], "return_probabilities": True}
     assert send_load(f"{url}/predict", 100, concurrency=4, body=rows).failed == 0
     v2 = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.9, 3.0, 4.2, 1.5]}]}
     assert send_load(f"{url}/v2/models/iris-rf/infer", 100, concurrency=4, body=v2).failed == 0
+    feedback = {"prediction": [0, 1, 2, 2], "truth": [0, 1, 2, 1]}
+    assert send_load(f"{url}/feedback", 50, concurrency=2, body=feedback).failed == 0
     # rate() needs two samples of every series: wait for them.
     wait_for(
         "two scrapes after the load",

@@ -34,7 +34,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tests.load import send_load
 
-from .stack import Stack, wait_for
+from .stack import Stack, serving_repository, wait_for
 
 CONCURRENCY = 16
 MIN_REQUESTS = 5000
@@ -52,7 +52,6 @@ def publish(repository: Path, staged: Path, name: str, version: int) -> None:
 @pytest.fixture(scope="module")
 def repository(stack: Stack) -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="e2e-models-"))
-    root.chmod(0o755)  # the replicas run as uid 10001 and mount it read-only
     train_into_repository(root, "iris-rf", "1")
     wine = load_wine()
     estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=0))
@@ -63,17 +62,10 @@ def repository(stack: Stack) -> Iterator[Path]:
     np.save(work / "train.npy", wine.data)
     package(work / "wine.joblib", work / "train.npy", name="wine-lr", version="1", repository=root)
     shutil.rmtree(work)
-    for path in root.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    settings = {"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(root), "DEFAULT_MODEL": "iris-rf"}
-    stack.up("--no-deps", services=["model"], env=settings)
-    stack.env.update(settings)  # later `up` calls (nginx restarts) keep the replicas as they are
     try:
-        yield root
+        with serving_repository(stack, root, default_model="iris-rf"):
+            yield root
     finally:
-        for key in settings:
-            stack.env.pop(key)
-        stack.up("--no-deps", services=["model"])
         shutil.rmtree(root, ignore_errors=True)
 
 

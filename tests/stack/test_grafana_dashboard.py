@@ -210,10 +210,11 @@ def _balanced(expr: str) -> bool:
 
 def test_model_and_version_variables(dashboard):
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert set(variables) == {"model", "version"}
+    assert set(variables) == {"model", "version", "feature"}
     assert "model_server_model_info" in variables["model"]["definition"]
     assert "$model" in variables["version"]["definition"], "versions follow the chosen model"
-    assert all_values(dashboard) == {"model": ".*", "version": ".*"}
+    assert "$model" in variables["feature"]["definition"], "features follow the chosen model"
+    assert all_values(dashboard) == {"model": ".*", "version": ".*", "feature": ".*"}
     per_version = [e for _, e in panel_queries(dashboard) if 'version=~"$version"' in e]
     for metric in ("model_server_model_requests_total", "model_server_model_request_duration_seconds_bucket",
                    "model_server_predictions_total"):  # fmt: skip
@@ -280,6 +281,16 @@ def _uses(exprs, pattern):
         ("nginx request rate", r"rate\(nginx_http_requests_total"),
         ("firing alerts", r'ALERTS\{alertstate="firing"\}'),
         ("model info", r"model_server_model_info"),
+        ("input PSI, 1 h", r"model_server:feature_psi:1h"),
+        ("input PSI, 5 m", r"model_server:feature_psi:5m"),
+        ("prediction PSI", r"model_server:prediction_psi:1h"),
+        ("live vs reference bin shares", r"model_server:feature_bin_share:1h"),
+        ("reference bin shares", r"model_server:feature_reference_share:max"),
+        ("predicted class shares vs training", r"model_server:prediction_reference_share:max"),
+        ("live accuracy", r"model_server:live_accuracy:1h"),
+        ("held-out accuracy", r"model_server_model_heldout_accuracy"),
+        ("confusion", r"model_server:feedback_pairs:1h"),
+        ("no reference", r"model_server_drift_reference"),
     ],
 )
 def test_required_panels_present(dashboard, what, pattern):
@@ -290,6 +301,17 @@ def test_feature_value_heatmap_present(dashboard):
     heatmaps = [p for p in _query_panels(dashboard) if p["type"] == "heatmap"]
     exprs = [t["expr"] for p in heatmaps for t in p["targets"]]
     assert any("model_server_feature_value_bucket" in e for e in exprs)
+
+
+def test_psi_panels_draw_the_watch_and_alert_lines(dashboard):
+    psi = [p for p in _query_panels(dashboard) if any(":feature_psi:" in t["expr"] or ":prediction_psi:" in t["expr"]
+                                                      for t in p["targets"])]  # fmt: skip
+    assert len(psi) == 2
+    for panel in psi:
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [s["value"] for s in steps] == [None, 0.1, 0.25], panel["title"]
+        assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"].startswith("line")
+        assert panel["fieldConfig"]["defaults"]["noValue"] == "no reference"
 
 
 def test_possibly_empty_series_have_a_fallback(dashboard):

@@ -41,6 +41,7 @@ def test_configuration_reaches_tasks_as_configs_and_secrets(swarm_stack: SwarmSt
     assert targets("prometheus", "Configs") == {
         "/etc/prometheus/prometheus.yml",
         "/etc/prometheus/rules/alerts.yml",
+        "/etc/prometheus/rules/quality.yml",
         "/etc/prometheus/entrypoint.sh",
     }
     assert targets("alertmanager", "Configs") == {"/etc/alertmanager/alertmanager.yml"}

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from flask import Flask
 from model_server.config import Settings
 from model_server.registry import Servable
@@ -56,6 +57,20 @@ def assert_error(response: TestResponse, status: int, *fragments: str) -> str:
 def sample(name: str, **labels: str) -> float:
     """A sample of the in-process default registry (0 when the labelled child does not exist yet)."""
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def bin_counts(feature: str, model: str = MODEL, version: str = "1") -> np.ndarray:
+    """The 10 ``model_server_feature_bin_total`` counters of a feature, bin 0 first (0 where absent)."""
+    labels = {"model": model, "version": version, "feature": feature}
+    return np.array([sample("model_server_feature_bin_total", **labels, bin=str(i)) for i in range(10)])
+
+
+def expected_bins(edges: Any, values: Any) -> np.ndarray:
+    """Bin i holds edges[i-1] <= v < edges[i] (below the first edge: 0; from the last: 9), counted one bin at a
+    time by comparisons: the rule of model_server.reference, computed without its searchsorted."""
+    bounds = np.concatenate([[-np.inf], np.asarray(edges, dtype=np.float64), [np.inf]])
+    values = np.asarray(values, dtype=np.float64)
+    return np.array([np.count_nonzero((bounds[i] <= values) & (values < bounds[i + 1])) for i in range(10)])
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

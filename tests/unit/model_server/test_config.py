@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 from model_server.config import MIN_API_KEY_LENGTH, PLACEHOLDER_WORDS, Settings
 from pydantic import ValidationError
 
 GOOD_KEY = "k" * MIN_API_KEY_LENGTH
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_defaults() -> None:
@@ -23,6 +26,7 @@ def test_defaults() -> None:
     assert settings.max_batch_rows == 1024
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.log_level == "INFO"
+    assert (settings.accuracy_alert_margin, settings.accuracy_min_feedback) == (0.05, 100)
 
 
 def test_every_field_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -35,6 +39,8 @@ def test_every_field_from_its_environment_variable(monkeypatch: pytest.MonkeyPat
         "MAX_BATCH_ROWS": "12",
         "MAX_BODY_BYTES": "2048",
         "DRIFT_MAX_FEATURES": "3",
+        "ACCURACY_ALERT_MARGIN": "0.1",
+        "ACCURACY_MIN_FEEDBACK": "500",
         "API_KEYS": f"{GOOD_KEY}, {'z' * 40} ,",
         "LOG_LEVEL": "debug",
     }
@@ -48,6 +54,7 @@ def test_every_field_from_its_environment_variable(monkeypatch: pytest.MonkeyPat
     assert settings.model_sha256 == ["ab" * 32, "cd" * 32], "a comma-separated list, normalised to lower case"
     assert settings.model_trusted_types == ["a.B", "c.D"]
     assert (settings.max_batch_rows, settings.max_body_bytes, settings.drift_max_features) == (12, 2048, 3)
+    assert (settings.accuracy_alert_margin, settings.accuracy_min_feedback) == (0.1, 500)
     assert settings.api_keys == [GOOD_KEY, "z" * 40]
     assert settings.log_level == "DEBUG"
 
@@ -144,7 +151,17 @@ def test_poll_seconds_may_not_be_negative() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("max_batch_rows", "0"), ("max_body_bytes", "1023"), ("drift_max_features", "-1"), ("max_batch_rows", "many")],
+    [
+        ("max_batch_rows", "0"),
+        ("max_body_bytes", "1023"),
+        ("drift_max_features", "-1"),
+        ("max_batch_rows", "many"),
+        ("accuracy_alert_margin", "-0.01"),
+        ("accuracy_alert_margin", "1"),
+        ("accuracy_alert_margin", "5%"),
+        ("accuracy_min_feedback", "0"),
+        ("accuracy_min_feedback", "2.5"),
+    ],
 )
 def test_limits_are_validated(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> None:
     monkeypatch.setenv(field.upper(), value)
@@ -172,3 +189,36 @@ def test_api_keys_file_weak_or_missing_is_refused(tmp_path: Path) -> None:
     weak.write_text("short\n", encoding="utf-8")
     assert f"at least {MIN_API_KEY_LENGTH} characters" in field_error(api_keys_file=weak)
     assert "cannot be read" in field_error(api_keys_file=tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("margin", "feedback"), [("0", "1"), ("0.999", "1000000")])
+def test_accuracy_alert_settings_at_their_bounds(monkeypatch: pytest.MonkeyPatch, margin: str, feedback: str) -> None:
+    monkeypatch.setenv("ACCURACY_ALERT_MARGIN", margin)
+    monkeypatch.setenv("ACCURACY_MIN_FEEDBACK", feedback)
+
+    settings = Settings()
+
+    assert (settings.accuracy_alert_margin, settings.accuracy_min_feedback) == (float(margin), int(feedback))
+
+
+def test_compose_and_env_example_restate_the_defaults_exactly() -> None:
+    # docker-compose.yml (`KEY: ${KEY:-default}`) and .env.example repeat Settings' defaults by hand:
+    # one source (this module), the copies checked.
+    defaults = Settings()
+    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["model"]["environment"]
+    restated = {}
+    for key, value in environment.items():
+        match = re.fullmatch(r"\$\{(\w+):-(.*)\}", str(value))
+        assert match and match.group(1) == key, f"docker-compose.yml: {key}: {value}"
+        restated[key] = match.group(2)
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if match := re.match(r"([A-Z][A-Z0-9_]*)=(\S+)", line):
+            restated[f".env.example {match.group(1)}"] = match.group(2)
+    checked = 0
+    for where, value in restated.items():
+        field = where.split()[-1].lower()
+        if field in Settings.model_fields and value:
+            assert getattr(Settings(**{field: value}), field) == getattr(defaults, field), where
+            checked += 1
+    assert {"ACCURACY_ALERT_MARGIN", "ACCURACY_MIN_FEEDBACK", ".env.example ACCURACY_ALERT_MARGIN"} <= set(restated)
+    assert checked >= 20

@@ -207,3 +207,57 @@ def test_infer_any_binary_request(post, header: Any, tail: bytes, header_length:
     length = str(len(encoded)) if header_length is None else header_length
 
     post(INFER, encoded + tail, {HEADER_LENGTH: length})
+
+
+# --- feedback ---------------------------------------------------------------------------------
+
+FEEDBACK_URLS = st.sampled_from(["/feedback", "/v2/models/iris-rf/feedback", "/v2/models/iris-rf/versions/1/feedback"])
+# Items close to valid (the classes, their names, their neighbours) or anything at all.
+classes = st.sampled_from([0, 1, 2, 2.0, -0.0, "setosa", "versicolor", "virginica", "Setosa", "2", 3, True, None])
+items = st.lists(classes | scalars | json_values, max_size=70)  # past the fuzz app's MAX_BATCH_ROWS (64)
+
+
+@FUZZ
+@given(url=FEEDBACK_URLS, body=json_values)
+def test_feedback_any_body(post, url: str, body: Any) -> None:
+    post(url, encode(body))
+
+
+@FUZZ
+@given(url=FEEDBACK_URLS, prediction=items | json_values, truth=items | json_values)
+def test_feedback_any_items(post, url: str, prediction: Any, truth: Any) -> None:
+    response = post(url, encode({"prediction": prediction, "truth": truth}))
+
+    if response.status_code == 200:
+        assert len(prediction) == len(truth) == response.get_json()["accepted"]
+        assert 1 <= len(prediction) <= 64
+
+
+same_length = st.integers(0, 70).flatmap(
+    lambda n: st.tuples(st.lists(classes, min_size=n, max_size=n), st.lists(classes, min_size=n, max_size=n))
+)
+
+
+def is_class(item: Any) -> bool:
+    """An iris class as /predict returns it (2.0 and -0.0 are 2 and 0 in JSON numbers), or its name."""
+    return type(item) is not bool and item in (0, 1, 2, "setosa", "versicolor", "virginica")
+
+
+@FUZZ
+@given(url=FEEDBACK_URLS, pairs=same_length)
+def test_feedback_near_valid_pairs(post, url: str, pairs: tuple[list[Any], list[Any]]) -> None:
+    prediction, truth = pairs
+
+    response = post(url, encode({"prediction": prediction, "truth": truth}))
+
+    if prediction and len(prediction) <= 64 and all(map(is_class, prediction + truth)):
+        assert response.status_code == 200
+        assert response.get_json()["accepted"] == len(prediction)
+    else:
+        assert response.status_code in (413, 422)
+
+
+@FUZZ
+@given(url=FEEDBACK_URLS, body=st.binary(max_size=200))
+def test_feedback_any_bytes(post, url: str, body: bytes) -> None:
+    post(url, body)

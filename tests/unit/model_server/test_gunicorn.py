@@ -36,7 +36,7 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from skops.io import dump
 
-from .helpers import MODEL, SETTINGS_ENV, free_port, scrape, scraped
+from .helpers import MODEL, SETTINGS_ENV, expected_bins, free_port, scrape, scraped
 from .versions import ROW, label_of, publish_iris
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn runs on Unix only")
@@ -286,6 +286,52 @@ def test_counts_are_exact_over_workers_and_start_fresh(gunicorn: Gunicorn, estim
     assert served <= workers, "only workers serve requests"
     assert len(served) >= 2, f"both workers served: {counts}"
     assert sum(counts.values()) == n
+
+
+def test_quality_counts_sum_over_workers_and_references_are_one_series_each(
+    gunicorn: Gunicorn, metadata, sample_rows: np.ndarray
+) -> None:
+    before = gunicorn.metrics()
+    rows = sample_rows[:80]
+    pairs = [(i % 3, (i * 7) % 3) for i in range(90)]
+
+    def predict(row: np.ndarray) -> int:
+        return requests.post(gunicorn.url("/predict"), json={"features": row.tolist()}, timeout=30).status_code
+
+    def feedback(pair: tuple[int, int]) -> int:  # the pair three times
+        body = {"prediction": [pair[0]] * 3, "truth": [pair[1]] * 3}
+        return requests.post(gunicorn.url("/feedback"), json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # spread over both workers
+        assert set(pool.map(predict, rows)) == set(pool.map(feedback, pairs)) == {200}
+    after = gunicorn.metrics()
+
+    def delta(name: str, **labels: str) -> float:
+        return scraped(after, name, **labels) - (scraped(before, name, **labels) or 0)
+
+    for feature, reference in metadata["reference"]["features"].items():
+        column = metadata["feature_names"].index(feature)
+        labels = {"model": MODEL, "version": "1", "feature": feature}
+        counted = [delta("model_server_feature_bin_total", **labels, bin=str(b)) for b in range(10)]
+        assert counted == expected_bins(reference["edges"], rows[:, column]).tolist(), feature
+    names = metadata["class_names"]
+    for (p, t), n in Counter(pairs).items():
+        labels = {"model": MODEL, "version": "1", "predicted": names[p], "truth": names[t]}
+        assert delta("model_server_feedback_total", **labels) == 3 * n, (p, t)
+    # The gauges come from the scrape, once per replica: no pid label, one series per label set.
+    gauges = {
+        "model_server_feature_reference_share": 40,
+        "model_server_prediction_reference_share": 3,
+        "model_server_drift_reference": 1,
+        "model_server_model_heldout_accuracy": 1,
+        "model_server_accuracy_alert_margin": 1,
+        "model_server_accuracy_min_feedback": 1,
+    }
+    for name, count in gauges.items():
+        series = [dict(labels) for sample_name, labels in after if sample_name == name]
+        assert len(series) == count, name
+        assert not [s for s in series if "pid" in s], name
+    assert scraped(after, "model_server_accuracy_min_feedback") == 100
 
 
 def test_a_killed_workers_gauges_are_dropped(gunicorn: Gunicorn, sample_rows: np.ndarray) -> None:

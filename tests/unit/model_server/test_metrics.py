@@ -6,22 +6,28 @@ values before and after its own requests.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from model_server import metrics
+from model_server.config import Settings
 from model_server.predictor import DRIFT_SAMPLE_ROWS
 from model_server.registry import Snapshot, State, VersionStatus
-from model_server.serving_metrics import ServingCollector
+from model_server.serving_metrics import ServingCollector, heldout_accuracy
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from .helpers import INFER, MODEL, sample, scrape, scraped, v2_input
+from .helpers import INFER, MODEL, bin_counts, expected_bins, sample, scrape, scraped, served, v2_input
 
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 
@@ -46,6 +52,14 @@ def test_metrics_endpoint_format(client: FlaskClient) -> None:
         "model_server_model_ready",
         "model_server_feature_value_bucket",
         "model_server_feature_training_mean",
+        "model_server_feature_bin_total",
+        "model_server_feedback_total",
+        "model_server_feature_reference_share",
+        "model_server_prediction_reference_share",
+        "model_server_drift_reference",
+        "model_server_model_heldout_accuracy",
+        "model_server_accuracy_alert_margin",
+        "model_server_accuracy_min_feedback",
     ):
         assert expected in names
 
@@ -254,13 +268,18 @@ def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, mon
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     snapshot = Snapshot.build({}, (VersionStatus("flowers", 1, State.UNAVAILABLE, "not wanted"),))
 
-    body, content_type = metrics.exposition(ServingCollector(snapshot, 32))
+    body, content_type = metrics.exposition(ServingCollector(snapshot, Settings()))
 
     samples = scrape(body.decode())
     assert scraped(samples, "model_server_requests_total", route="/predict", method="POST", status="200") == 10
     assert content_type.startswith("text/plain")
     # Nothing of this process's default registry is in it; this scrape's own collectors are.
-    assert {name for name, _ in samples} == {"model_server_requests_total", "model_server_model_ready"}
+    assert {name for name, _ in samples} == {
+        "model_server_requests_total",
+        "model_server_model_ready",
+        "model_server_accuracy_alert_margin",
+        "model_server_accuracy_min_feedback",
+    }
     assert scraped(samples, "model_server_model_ready", model="flowers") == 0
 
 
@@ -320,3 +339,163 @@ def test_observe_columns_equals_observe_per_value_per_column() -> None:
         }
 
     assert samples(bulk) == samples(one_by_one)
+
+
+# --- model quality: input bins, references, settings ------------------------------------------
+
+
+def all_bins() -> np.ndarray:
+    return np.array([bin_counts(feature) for feature in FEATURES])
+
+
+def expected_counts(metadata: dict[str, Any], sent: np.ndarray) -> np.ndarray:
+    edges = [metadata["reference"]["features"][feature]["edges"] for feature in FEATURES]
+    return np.array([expected_bins(e, sent[:, j]) for j, e in enumerate(edges)])
+
+
+def binary_infer(client: FlaskClient, matrix: np.ndarray, datatype: str) -> Any:
+    """V2 infer with the binary tensor data extension: a JSON header, then the raw tensor."""
+    raw = matrix.tobytes()
+    tensor = {"name": "input-0", "shape": list(matrix.shape), "datatype": datatype}
+    header = json.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    return client.post(INFER, data=header + raw, headers={"Inference-Header-Content-Length": str(len(header))})
+
+
+def test_feature_bins_count_every_row_of_predict_and_infer(client: FlaskClient, metadata, rows: np.ndarray) -> None:
+    before = all_bins()
+    v2_rows = rows[::4]
+
+    assert client.post("/predict", json={"features": rows.tolist()}).status_code == 200  # 200 rows, all counted
+    assert client.post("/predict", json={"features": rows[7].tolist()}).status_code == 200  # one row
+    assert client.post(INFER, json={"inputs": [v2_input(v2_rows.tolist(), list(v2_rows.shape))]}).status_code == 200
+    binary = rows[:2].astype(np.float32)  # the binary extension, FP32: counted as the float64 the model gets
+    assert binary_infer(client, binary, "FP32").status_code == 200
+
+    sent = np.vstack([rows, rows[7:8], v2_rows, binary.astype(np.float64)])
+    np.testing.assert_array_equal(all_bins() - before, expected_counts(metadata, sent))
+    assert (all_bins() - before).sum() == sent.size
+
+
+def test_feature_bins_count_each_row_of_a_micro_batch_once(
+    app_factory: Callable[..., Flask], metadata, rows: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = app_factory(batch_max_rows=64)
+    predictor = served(app).predictor
+    call = predictor._call
+
+    def slow_call(x: np.ndarray, with_probabilities: bool):  # requests queue behind a running call
+        time.sleep(0.02)
+        return call(x, with_probabilities)
+
+    monkeypatch.setattr(predictor, "_call", slow_call)
+    chunks = [rows[i : i + 1 + i % 3] for i in range(0, 120, 3)]
+    before, batches, requests = (
+        all_bins(),
+        sample("model_server_batch_size_count"),
+        sample("model_server_batch_size_sum"),
+    )
+
+    def ask(chunk: np.ndarray) -> int:
+        with app.test_client() as client:
+            return client.post("/predict", json={"features": chunk.tolist()}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(ask, chunks)) == {200}
+
+    assert sample("model_server_batch_size_sum") - requests == len(chunks)
+    assert sample("model_server_batch_size_count") - batches < len(chunks), "some requests shared a model call"
+    np.testing.assert_array_equal(all_bins() - before, expected_counts(metadata, np.vstack(chunks)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"features": [5.1, NaN, 1.4, 0.2]}',
+        b'{"features": [[5.1, 3.5, 1.4, 0.2], [Infinity, 3.5, 1.4, 0.2]]}',
+        b'{"features": [5.1, 3.5, 1.4, 1e39]}',
+    ],
+)
+def test_non_finite_inputs_are_refused_before_any_bin_is_counted(client: FlaskClient, body: bytes) -> None:
+    before = all_bins()
+
+    assert client.post("/predict", data=body).status_code == 422
+    assert binary_infer(client, np.array([[5.1, np.nan, 1.4, 0.2]]), "FP64").status_code == 422
+
+    np.testing.assert_array_equal(all_bins(), before)
+
+
+def test_feature_bins_are_capped_by_drift_max_features(app_factory: Callable[..., Flask], rows: np.ndarray) -> None:
+    client = app_factory(drift_max_features=2).test_client()
+    before = all_bins()
+
+    assert client.post("/predict", json={"features": rows[:10].tolist()}).status_code == 200
+
+    assert (all_bins() - before).sum(axis=1).tolist() == [10, 10, 0, 0]
+    samples = scrape(client.get("/metrics").get_data(as_text=True))
+    shared = {dict(labels)["feature"] for name, labels in samples if name == "model_server_feature_reference_share"}
+    assert shared == set(FEATURES[:2])
+
+
+def test_reference_gauges_equal_the_metadata(client: FlaskClient, metadata) -> None:
+    samples = scrape(client.get("/metrics").get_data(as_text=True))
+    version = {"model": MODEL, "version": "1"}
+
+    for feature, reference in metadata["reference"]["features"].items():
+        shares = [
+            scraped(samples, "model_server_feature_reference_share", **version, feature=feature, bin=str(i))
+            for i in range(10)
+        ]
+        assert shares == reference["shares"], feature
+    for name, share in metadata["reference"]["predictions"].items():
+        assert scraped(samples, "model_server_prediction_reference_share", **version, **{"class": name}) == share
+    assert len([k for k in samples if k[0] == "model_server_prediction_reference_share"]) == 3
+    assert scraped(samples, "model_server_drift_reference", **version) == 1
+    assert scraped(samples, "model_server_model_heldout_accuracy", **version) == metadata["metrics"]["accuracy"]
+
+
+def test_a_class_missing_from_the_reference_has_share_0(app_factory: Callable[..., Flask], model_copy: Path) -> None:
+    path = model_copy / "metadata.json"
+    changed = json.loads(path.read_text(encoding="utf-8"))
+    changed["reference"]["predictions"] = {"setosa": 0.4, "virginica": 0.6}
+    del changed["metrics"]
+    path.write_text(json.dumps(changed), encoding="utf-8")
+
+    samples = scrape(app_factory(model_dir=model_copy).test_client().get("/metrics").get_data(as_text=True))
+
+    shares = {
+        dict(labels)["class"]: value
+        for (name, labels), value in samples.items()
+        if name == "model_server_prediction_reference_share"
+    }
+    assert shares == {"setosa": 0.4, "versicolor": 0.0, "virginica": 0.6}
+    assert not [k for k in samples if k[0] == "model_server_model_heldout_accuracy"], "no metrics.accuracy: no gauge"
+
+
+@pytest.mark.parametrize(
+    ("metrics_", "expected"),
+    [
+        ({"accuracy": 0.87}, 0.87),
+        ({"accuracy": 1}, 1.0),
+        ({"accuracy": 0}, 0.0),
+        ({"accuracy": 1.5}, None),
+        ({"accuracy": -0.1}, None),
+        ({"accuracy": "0.9"}, None),
+        ({"accuracy": True}, None),
+        ({"accuracy": float("nan")}, None),
+        ({"accuracy": None}, None),
+        ({}, None),
+        ("accurate", None),
+    ],
+)
+def test_heldout_accuracy_is_exported_only_when_a_number_in_0_1(metrics_: Any, expected: float | None) -> None:
+    assert heldout_accuracy({"metrics": metrics_}) == expected
+
+
+def test_settings_gauges(app_factory: Callable[..., Flask]) -> None:
+    def gauges(app: Flask) -> tuple[float | None, float | None]:
+        samples = scrape(app.test_client().get("/metrics").get_data(as_text=True))
+        names = ("model_server_accuracy_alert_margin", "model_server_accuracy_min_feedback")
+        return scraped(samples, names[0]), scraped(samples, names[1])
+
+    assert gauges(app_factory()) == (0.05, 100)
+    assert gauges(app_factory(accuracy_alert_margin=0.125, accuracy_min_feedback=250)) == (0.125, 250)

@@ -47,7 +47,7 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, document: dict[s
     documented = {(path, method) for path, item in document["paths"].items() for method in item}
 
     assert served == documented
-    assert len(served) == 15
+    assert len(served) == 18
 
 
 def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
@@ -109,3 +109,29 @@ def test_the_model_version_header_is_documented(client: FlaskClient, document: d
     headers = document["paths"]["/predict"]["post"]["responses"]["200"]["headers"]
     assert set(headers) == {"X-Model-Version"}
     assert client.post("/predict", json={"features": [1, 2, 3, 4]}).headers["X-Model-Version"] == "1"
+
+
+FEEDBACK_PATHS = ["/feedback", "/v2/models/{name}/feedback", "/v2/models/{name}/versions/{version}/feedback"]
+
+
+@pytest.mark.parametrize("path", FEEDBACK_PATHS)
+def test_the_feedback_example_is_served_and_answered_as_documented(
+    client: FlaskClient, document: dict[str, Any], path: str
+) -> None:
+    operation = document["paths"][path]["post"]
+    example = operation["requestBody"]["content"]["application/json"]["schema"]["example"]
+    response_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    target = path.format(name="iris-rf", version="1")
+
+    response = client.post(target, json=example)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [error.message for error in OAS31Validator(response_schema).iter_errors(response.get_json())] == []
+    assert response.get_json()["accepted"] == len(example["prediction"])
+    too_many = b'{"prediction": [' + b"0," * 1024 + b'0], "truth": [0]}'
+    for status, body in [(400, b"{"), (422, b'{"prediction": [true], "truth": [0]}'), (413, too_many)]:
+        assert client.post(target, data=body).status_code == status
+        assert str(status) in operation["responses"]
+    if "{name}" in path:
+        assert client.post(path.format(name="nope", version="1"), json=example).status_code == 404
+        assert "404" in operation["responses"]

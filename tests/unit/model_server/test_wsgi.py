@@ -127,4 +127,7 @@ def test_a_servable_model_gives_an_app(repository: Path) -> None:
     result = import_wsgi(code, MODEL_REPOSITORY=str(repository), MODEL_POLL_SECONDS="0", LOG_LEVEL="warning")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split(" ", 1) == ["Flask", "['openapi', 'predict', 'prometheus', 'repository', 'v2']\n"]
+    assert result.stdout.split(" ", 1) == [
+        "Flask",
+        "['feedback', 'openapi', 'predict', 'prometheus', 'repository', 'v2']\n",
+    ]

@@ -14,7 +14,7 @@ from .http_hooks import register_request_hooks
 from .logs import configure_logging
 from .model_manager import RepositoryManager, servable_loader
 from .registry import Registry
-from .rest import openapi, predict, prometheus, repository, v2
+from .rest import feedback, openapi, predict, prometheus, repository, v2
 from .state import ServerState
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_hooks(app, settings.access_log)  # first, so even a refused request has a request id and metrics
     register_api_key_check(app, settings.api_keys)
     register_error_handlers(app)
-    for blueprint in (predict.bp, v2.bp, repository.bp, prometheus.bp, openapi.bp):
+    for blueprint in (predict.bp, v2.bp, feedback.bp, repository.bp, prometheus.bp, openapi.bp):
         app.register_blueprint(blueprint)
 
     log.info(

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(default=1024, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     drift_max_features: int = Field(default=32, ge=0)
+    # ModelAccuracyLow (prometheus/rules/quality.yml) reads both from the replicas' /metrics.
+    accuracy_alert_margin: float = Field(default=0.05, ge=0, lt=1)  # live accuracy this far under held-out: alert
+    accuracy_min_feedback: int = Field(default=100, ge=1)  # feedback pairs an hour needs to be judged
 
     model_runtime: Literal["auto", "sklearn"] = "auto"
     batch_max_rows: int = Field(default=256, ge=0)  # 0 turns micro-batching off

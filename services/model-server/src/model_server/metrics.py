@@ -10,7 +10,8 @@ Label values are bounded, since each value is a series kept by every replica and
 nothing a client sends becomes a label as sent. Routes are URL rules (never raw paths, and
 ``<unmatched>`` for none), methods are the standard HTTP methods' names or ``other``
 (:func:`method_label`), statuses are the HTTP codes the server answers with, and classes and
-features come from the loaded model (features capped by DRIFT_MAX_FEATURES).
+features come from the loaded model (features capped by DRIFT_MAX_FEATURES, classes beyond
+predictor.MAX_CLASS_LABELS share one "other"; feedback names known classes only), bins are 0..9.
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ FEATURE_VALUE = Histogram(
     ["model", "version", "feature"],
     buckets=FEATURE_BUCKETS,
 )
+FEATURE_BINS = Counter(
+    f"{PREFIX}_feature_bin",
+    "Live input values per bin (0..9) of the version's reference deciles, by model version and feature (drift.py).",
+    ["model", "version", "feature", "bin"],
+)
+FEEDBACK = Counter(
+    f"{PREFIX}_feedback",
+    "Feedback pairs (predicted class, true class) received for a model version (POST .../feedback).",
+    ["model", "version", "predicted", "truth"],
+)
 MODEL_REQUESTS = Counter(
     f"{PREFIX}_model_requests",
     "Inference requests answered by a model version (/predict and V2 infer), by status code.",
@@ -97,8 +108,9 @@ MODEL_LOAD_FAILURES = Counter(
     "Model versions refused by a worker (verification, runtime check or warm-up failed), per attempt.",
     ["model", "version"],
 )
-# model_info, model_ready, feature_training_mean and model_load_failed describe the versions
-# loaded right now: computed at scrape time from the registry (serving_metrics.py).
+# model_info, model_ready, feature_training_mean, model_load_failed and the reference and
+# settings gauges of quality monitoring describe the versions loaded right now: computed at
+# scrape time from the registry (serving_metrics.py).
 
 
 BATCH_SIZE = Histogram(

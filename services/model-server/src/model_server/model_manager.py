@@ -12,6 +12,9 @@ Every ``MODEL_POLL_SECONDS`` (0: once, at start) one :meth:`RepositoryManager.sy
 4. publishes the new :class:`.registry.Snapshot` in one assignment. Requests already running
    keep the snapshot they started with and finish on their version.
 
+A version whose reference statistics for drift (``reference`` in its metadata) are invalid is
+served all the same, without drift monitoring; the reason is logged once, when it loads.
+
 A version that fails any step is never served. Its reason is logged once, it is counted
 (``model_server_model_load_failures_total``) and reported as refused (``ModelLoadFailing``), and
 it is not retried until its folder changes (:func:`.repository.layout.fingerprint`): a version
@@ -174,6 +177,12 @@ class RepositoryManager:
             return
         loaded[version] = servable
         model = servable.description
+        problem = servable.predictor.reference_problem
+        if problem:
+            log.warning(
+                "model version served without drift monitoring: invalid reference statistics",
+                extra={"model": name, "version": str(version), "reason": problem},
+            )
         log.info(
             "model version ready",
             extra={
@@ -183,6 +192,7 @@ class RepositoryManager:
                 "estimator": model.estimator,
                 "runtime": model.runtime,
                 "runtime_reason": model.runtime_reason,
+                "drift_reference": servable.predictor.has_drift_reference,
                 "load_seconds": round(time.perf_counter() - started, 3),
             },
         )

@@ -1,7 +1,10 @@
 """The loaded model: what it expects, what it returns, and one call that predicts.
 
 :class:`Predictor` wraps a fitted scikit-learn estimator with the description the API needs
-(name, version, feature and class names) and records the model-side metrics of every call.
+(name, version, feature and class names) and records the model-side metrics of every call: the
+predicted classes, the input values (a sample, in histograms) and, for a version with reference
+statistics, every input value in its reference bin (:mod:`.drift`). It also counts the feedback
+pairs (predicted class, true class) that clients send for the version.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
+from . import drift, metrics
 from .artifact import Artifact, ModelLoadError
 from .runtime import select_runtime
 
 DRIFT_SAMPLE_ROWS = 32  # rows of each model call (a request, or a micro-batch) observed in the feature histograms
 MAX_CLASS_LABELS = 50  # more classes than this share one "other" metric label
+OTHER_CLASS = "other"
+# Feedback counters of every (predicted, truth) pair start at 0 for up to this many class labels
+# (100 series), so that increase() sees a pair's first count; beyond, they appear when first counted.
+FEEDBACK_ZERO_LABELS = 10
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,24 @@ class Predictor:
             metrics.FEATURE_VALUE.labels(d.name, d.version, feature) for feature in d.feature_names[:drift_max_features]
         ]
         self._class_counters: dict[Any, Any] = {}
-        if d.classes is not None:
-            names = d.class_names if len(d.classes) <= MAX_CLASS_LABELS else ("other",) * len(d.classes)
-            for cls, label in zip(d.classes, names, strict=True):
+        self.class_labels: tuple[str, ...] = ()  # the metric label of each class (its name, or "other")
+        if d.classes is not None and d.class_names is not None:
+            many = len(d.classes) > MAX_CLASS_LABELS
+            self.class_labels = (OTHER_CLASS,) * len(d.classes) if many else d.class_names
+            for cls, label in zip(d.classes, self.class_labels, strict=True):
                 self._class_counters[_key(cls)] = metrics.PREDICTIONS.labels(d.name, d.version, label)
+        self._init_feedback()
+        try:
+            self.reference = drift.read_reference(d.metadata, d.feature_names, d.class_names, drift_max_features)
+            self.reference_problem = ""
+        except drift.InvalidReference as exc:  # served all the same, without drift monitoring
+            self.reference, self.reference_problem = drift.DriftReference(), str(exc)
+        self._feature_bins = drift.FeatureBins(d.name, d.version, self.reference.features)
+
+    @property
+    def has_drift_reference(self) -> bool:
+        """Whether live inputs are counted in reference bins (model_server_drift_reference)."""
+        return bool(self.reference.features)
 
     @property
     def ready(self) -> bool:
@@ -101,6 +122,7 @@ class Predictor:
         return Prediction(labels=self._runtime.predict(rows))
 
     def _observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
+        self._feature_bins.observe(rows)  # first: it asserts that the rows are finite
         metrics.observe_columns(self._feature_values, rows[:DRIFT_SAMPLE_ROWS])
         if self._class_counters:
             values, counts = np.unique(labels, return_counts=True)
@@ -108,6 +130,40 @@ class Predictor:
                 counter = self._class_counters.get(_key(value))
                 if counter is not None:
                     counter.inc(int(count))
+
+    # --- feedback ------------------------------------------------------------------------------
+    def _init_feedback(self) -> None:
+        d = self.description
+        self._class_by_value: dict[Any, int] = {}
+        self._class_by_name: dict[str, int] = {}
+        for i, (cls, name) in enumerate(zip(d.classes or (), d.class_names or (), strict=True)):
+            self._class_by_value.setdefault(_key(cls), i)
+            self._class_by_name.setdefault(name, i)
+        # Classes that share a label ("other", or a repeated name) share its counters.
+        self._feedback_labels = tuple(dict.fromkeys(self.class_labels))
+        self._label_of_class = np.array([self._feedback_labels.index(label) for label in self.class_labels], np.intp)
+        if len(self._feedback_labels) <= FEEDBACK_ZERO_LABELS:
+            for predicted in self._feedback_labels:
+                for truth in self._feedback_labels:
+                    metrics.FEEDBACK.labels(d.name, d.version, predicted, truth)
+
+    def class_index(self, item: Any) -> int | None:
+        """The position in ``classes`` of a class as /predict returns it (``2``) or by its name (``"virginica"``).
+
+        A string is looked up as a name first, then as a class value; None if it is neither.
+        """
+        if isinstance(item, str) and item in self._class_by_name:
+            return self._class_by_name[item]
+        return self._class_by_value.get(item)
+
+    def count_feedback(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        """Count pairs of class positions (:meth:`class_index`) in model_server_feedback_total, one inc per pair."""
+        d, n = self.description, len(self._feedback_labels)
+        pairs = self._label_of_class[predicted] * n + self._label_of_class[truth]
+        counts = np.bincount(pairs, minlength=n * n)
+        for index in np.flatnonzero(counts):
+            predicted_label, truth_label = self._feedback_labels[index // n], self._feedback_labels[index % n]
+            metrics.FEEDBACK.labels(d.name, d.version, predicted_label, truth_label).inc(int(counts[index]))
 
 
 def describe(

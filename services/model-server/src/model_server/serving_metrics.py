@@ -1,7 +1,10 @@
 """Gauges of what a worker serves right now, produced when ``/metrics`` is scraped.
 
 ``model_info``, ``model_ready``, ``feature_training_mean`` and ``model_load_failed`` describe
-the current set of model versions, which changes when the repository does. Written as ordinary
+the current set of model versions, which changes when the repository does; so do the references
+that prometheus/rules/quality.yml compares the live counts with: ``feature_reference_share``,
+``prediction_reference_share``, ``drift_reference`` and ``model_heldout_accuracy``, beside two
+settings of its ModelAccuracyLow alert (``accuracy_alert_margin``, ``accuracy_min_feedback``). Written as ordinary
 gauges, they could never forget an unloaded version: prometheus_client's multiprocess mode keeps
 every label set ever written in the workers' files (there is no label removal), and it ignores
 collectors registered in a worker. So they are computed from the registry's current snapshot by
@@ -13,29 +16,61 @@ speaks for its replica; every worker polls the same repository and converges on 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from .config import Settings
+from .drift import BIN_LABELS
 from .metrics import PREFIX
-from .registry import Snapshot, State
+from .registry import Servable, Snapshot, State
+
+# name: (help, labels) of every gauge the collector yields
+_GAUGES: dict[str, tuple[str, list[str]]] = {
+    "model_info": (
+        "Model versions loaded and serving (value is always 1).",
+        ["model", "version", "sha256", "runtime"],
+    ),
+    "feature_training_mean": (
+        "Mean of each input feature in the training data of a loaded version (drift reference).",
+        ["model", "version", "feature"],
+    ),
+    "model_ready": (
+        "1 when a version of the model is loaded and warmed up; 0 when the repository has it but none serves.",
+        ["model"],
+    ),
+    "model_load_failed": (
+        "1 for a version the version policy wants that was refused (see the log, or the repository index).",
+        ["model", "version"],
+    ),
+    "feature_reference_share": (
+        "Share of the training sample in each reference bin (0..9) of a feature, per loaded version.",
+        ["model", "version", "feature", "bin"],
+    ),
+    "prediction_reference_share": (
+        "Share of each class in the predictions on the training sample, per loaded version.",
+        ["model", "version", "class"],
+    ),
+    "drift_reference": (
+        "1 when a loaded version has (valid) feature reference statistics and its inputs are binned, else 0.",
+        ["model", "version"],
+    ),
+    "model_heldout_accuracy": (
+        "Accuracy of a loaded version on held-out data, from its metadata (metrics.accuracy).",
+        ["model", "version"],
+    ),
+}
 
 
 class ServingCollector:
-    def __init__(self, snapshot: Snapshot, drift_max_features: int) -> None:
+    def __init__(self, snapshot: Snapshot, settings: Settings) -> None:
         self._snapshot = snapshot
-        self._max_features = drift_max_features
+        self._settings = settings
+        self._max_features = settings.drift_max_features
 
     def collect(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily(
-            f"{PREFIX}_model_info",
-            "Model versions loaded and serving (value is always 1).",
-            labels=["model", "version", "sha256", "runtime"],
-        )
-        means = GaugeMetricFamily(
-            f"{PREFIX}_feature_training_mean",
-            "Mean of each input feature in the training data of a loaded version (drift reference).",
-            labels=["model", "version", "feature"],
-        )
+        info = _gauge("model_info")
+        means = _gauge("feature_training_mean")
         for servable in self._snapshot.servables():
             d = servable.description
             info.add_metric([d.name, d.version, d.sha256, d.runtime], 1)
@@ -45,16 +80,8 @@ class ServingCollector:
                     if isinstance(mean, int | float):
                         means.add_metric([d.name, d.version, feature], float(mean))
 
-        ready = GaugeMetricFamily(
-            f"{PREFIX}_model_ready",
-            "1 when a version of the model is loaded and warmed up; 0 when the repository has it but none serves.",
-            labels=["model"],
-        )
-        failed = GaugeMetricFamily(
-            f"{PREFIX}_model_load_failed",
-            "1 for a version the version policy wants that was refused (see the log, or the repository index).",
-            labels=["model", "version"],
-        )
+        ready = _gauge("model_ready")
+        failed = _gauge("model_load_failed")
         names = {s.name for s in self._snapshot.statuses} | set(self._snapshot.models)
         for name in sorted(names):
             ready.add_metric([name], 1 if self._snapshot.models.get(name) else 0)
@@ -62,3 +89,59 @@ class ServingCollector:
             if status.failed and status.state == State.UNAVAILABLE:
                 failed.add_metric([status.name, str(status.version)], 1)
         yield from (info, ready, means, failed)
+        yield from self._quality()
+
+    def _quality(self) -> Iterator[Metric]:
+        """The references of input drift, prediction drift and live accuracy, and the accuracy alert's settings."""
+        feature_shares = _gauge("feature_reference_share")
+        prediction_shares = _gauge("prediction_reference_share")
+        has_reference = _gauge("drift_reference")
+        heldout = _gauge("model_heldout_accuracy")
+        for servable in self._snapshot.servables():
+            d, predictor = servable.description, servable.predictor
+            for feature in predictor.reference.features:
+                for label, share in zip(BIN_LABELS, feature.shares, strict=True):
+                    feature_shares.add_metric([d.name, d.version, feature.name, label], share)
+            for label, share in _class_shares(servable).items():
+                prediction_shares.add_metric([d.name, d.version, label], share)
+            has_reference.add_metric([d.name, d.version], 1 if predictor.has_drift_reference else 0)
+            accuracy = heldout_accuracy(d.metadata)
+            if accuracy is not None:
+                heldout.add_metric([d.name, d.version], accuracy)
+        margin = GaugeMetricFamily(
+            f"{PREFIX}_accuracy_alert_margin",
+            "ModelAccuracyLow fires when live accuracy is this far under the held-out one (ACCURACY_ALERT_MARGIN).",
+            value=self._settings.accuracy_alert_margin,
+        )
+        min_feedback = GaugeMetricFamily(
+            f"{PREFIX}_accuracy_min_feedback",
+            "Feedback pairs an hour needs before ModelAccuracyLow judges it (ACCURACY_MIN_FEEDBACK).",
+            value=self._settings.accuracy_min_feedback,
+        )
+        yield from (feature_shares, prediction_shares, has_reference, heldout, margin, min_feedback)
+
+
+def _gauge(name: str) -> GaugeMetricFamily:
+    documentation, labels = _GAUGES[name]
+    return GaugeMetricFamily(f"{PREFIX}_{name}", documentation, labels=labels)
+
+
+def _class_shares(servable: Servable) -> dict[str, float]:
+    """The reference share of every class of the model, by its metric label (0 if the reference omits it)."""
+    recorded = servable.predictor.reference.predictions
+    if recorded is None:
+        return {}
+    shares: dict[str, float] = {}
+    names = dict(zip(servable.description.class_names or (), servable.predictor.class_labels, strict=True))
+    for name, label in names.items():  # a name given to two classes counts once, as in the reference
+        shares[label] = shares.get(label, 0.0) + recorded.get(name, 0.0)
+    return shares
+
+
+def heldout_accuracy(metadata: dict[str, Any]) -> float | None:
+    """``metrics.accuracy`` of the metadata, if it is a number between 0 and 1."""
+    recorded = metadata.get("metrics")
+    accuracy = recorded.get("accuracy") if isinstance(recorded, dict) else None
+    if isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not 0 <= accuracy <= 1:
+        return None
+    return float(accuracy)

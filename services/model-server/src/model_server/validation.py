@@ -9,12 +9,17 @@ Rules shared by ``/predict`` and the V2 ``infer`` endpoint:
 * every row has exactly the model's feature count (422) and there is at least one row (422);
 * V2 ``data`` is flat, or nested as a regular array of exactly the tensor's shape (422);
 * at most ``max_rows`` rows per request (413).
+
+Feedback (:func:`class_positions`): arrays of at most ``max_rows`` classes (413), each a class
+as ``/predict`` returns it or a class's name; booleans, nulls, arrays, objects and unknown
+classes are refused (422, naming the position).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -98,6 +103,30 @@ def matrix_from_tensor(values: np.ndarray, shape: list[int], n_features: int, ma
     if width != n_features:
         raise unprocessable(f"{where}: expected {n_features} features per row, got {width}")
     return check_finite(values.astype(np.float64, copy=False).reshape(n_rows, width), where)
+
+
+def class_positions(
+    items: Any, where: str, find: Callable[[Any], int | None], max_items: int, known: str
+) -> np.ndarray:
+    """A JSON array of classes -> their positions among the model's classes (``find``; ``known`` lists them)."""
+    if not isinstance(items, list):
+        raise unprocessable(f"'{where}' must be an array of classes, got {_json_type(items)}")
+    if not items:
+        raise unprocessable(f"'{where}' is empty; send one class per prediction")
+    if len(items) > max_items:
+        raise too_large(f"{len(items)} items in '{where}' exceed the limit of {max_items} per request (MAX_BATCH_ROWS)")
+    positions = np.empty(len(items), dtype=np.intp)
+    for i, item in enumerate(items):
+        # Booleans first: JSON's true would otherwise name class 1 (True == 1 in Python).
+        if isinstance(item, bool) or not isinstance(item, int | float | str):
+            raise unprocessable(f"{where}[{i}] must be a class or a class name, got {_json_type(item)}")
+        position = find(item)
+        if position is None:
+            shown = json.dumps(item)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise unprocessable(f"{where}[{i}] = {shown} is not a class of the model; its classes: {known}")
+        positions[i] = position
+    return positions
 
 
 def check_finite(matrix: np.ndarray, where: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from . import feedback
 from .v2_schema import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
 
 bp = Blueprint("openapi", __name__)
@@ -142,6 +143,16 @@ def _refused_repository_change(action: str, security: list[dict[str, Any]]) -> d
     }
 
 
+def _feedback_operation(operation_id: str, which: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": f"Feedback: the true classes of the {which}'s predictions, for live accuracy",
+        "description": feedback.OPENAPI_DESCRIPTION,
+        "requestBody": {"required": True, "content": _json(feedback.OPENAPI_REQUEST)},
+        "responses": {**_ok("Pairs counted", feedback.OPENAPI_RESPONSE), **_errors(400, 401, 404, 413, 422)},
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     _, schemas = models_json_schema(
@@ -171,6 +182,8 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/feedback": {"post": {**_feedback_operation("feedback", "default model"), "security": security}},
+        **_model_paths("/feedback", {**_feedback_operation("model_feedback", "model"), "security": security}, "post"),
         "/v2": {
             "get": {
                 "operationId": "server_metadata",

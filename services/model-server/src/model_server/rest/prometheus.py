@@ -15,5 +15,5 @@ bp = Blueprint("prometheus", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     state = server_state()
-    body, content_type = exposition(ServingCollector(state.registry.snapshot, state.settings.drift_max_features))
+    body, content_type = exposition(ServingCollector(state.registry.snapshot, state.settings))
     return Response(body, content_type=content_type)
