@@ -62,6 +62,26 @@ def _memory(run: dict[str, Any], key: str) -> str:
     return text or "–"
 
 
+def _addresses(results: dict[str, Any]) -> str:
+    """Where each system was reached: loopback for host processes, its own container's bridge address for
+    the others (no published port, so no docker-proxy on the way). Older results name one host for all."""
+    reached = {key: system["address"] for key, system in results.get("systems", {}).items() if system.get("address")}
+    if not reached:
+        return f"every system at {results.get('settings', {}).get('host', '?')} (through published ports)"
+    listed = "; ".join(
+        f"{SHORT.get(key, key)} `{a['host']}:{a['port']}` ({a['where']})"
+        for key, a in sorted(reached.items(), key=lambda item: _order(item[0]))
+    )
+    return (
+        f"{listed} — load went only to loopback and to containers this run started (their bridge addresses, "
+        "read with `docker inspect`), straight to each system: no published port, no docker-proxy relaying it"
+    )
+
+
+def _order(key: str) -> int:
+    return ORDER.index(key) if key in ORDER else len(ORDER)
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "–" if not a or not b else f"{a / b:.2f}×"
 
@@ -186,8 +206,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"`[1, 4]` tensor). {settings.get('wrk', '')}. *req/s* counts 2xx answers only. *errors* = non-2xx + wrk "
         "socket errors (connect, read, write, timeout). *CPU* = cores used during the measured window by: the "
         "system under test (containers' cgroups, or the host process tree) / the Docker engine working for it "
-        "(dockerd + containerd shipping the containers' logs, the containers' shims, docker-proxy forwarding the "
-        "published port) / wrk / anything else on the machine. *req/s per core* = req/s ÷ (SUT + engine). "
+        "(dockerd + containerd shipping the containers' logs, the containers' shims) / wrk / anything else on the "
+        "machine. *req/s per core* = req/s ÷ (SUT + engine). "
         "*memory* = resident MiB half-way through the run (anonymous + mapped pages: per replica for "
         "containers, PSS of the whole process tree for host processes). ⚠ = other processes on the machine "
         "used more than "
@@ -287,9 +307,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     direct_s = settings.get("direct", {})
     lines += [
         f"- Load generator: {settings.get('wrk', '')}; systems run one at a time, in this order: "
-        f"{', '.join(settings.get('systems_order', []))}; every system is reached at {settings.get('host', '?')}, "
-        "this machine's primary address, as a client on another machine would reach it: Docker's published "
-        "ports go through the kernel's NAT there (on 127.0.0.1 docker-proxy would relay every byte in user space).",
+        f"{', '.join(settings.get('systems_order', []))}.",
+        f"- Addresses: {_addresses(results)}.",
         f"- (c) full stack: {stack_s.get('replicas')} replicas × {stack_s.get('gunicorn_workers')} gunicorn gevent "
         f"worker, {stack_s.get('model_cpus')} CPU and "
         f"{stack_s.get('model_memory')} per replica (compose defaults). **nginx rate limit raised to "

@@ -3,7 +3,7 @@
 Flask's development server (``app.run``), a pickled model loaded once at start, and per request
 one ``predict`` on the request's features reshaped to a single row, answered with ``jsonify``.
 Only three things come from the environment so the benchmark can run it next to the others: the
-pickle's path, the address (loopback here; the tutorial binds 0.0.0.0) and the port.
+pickle's path, the address (loopback here; the tutorial binds all interfaces) and the port.
 """
 
 import os

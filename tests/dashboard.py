@@ -60,6 +60,20 @@ def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
     return queries
 
 
+def row_of_panels(dashboard: Mapping) -> dict[str, str]:
+    """Panel title -> the title of the row it sits in ("" above the first row)."""
+    rows: dict[str, str] = {}
+    current = ""
+    for panel in dashboard.get("panels") or []:
+        if panel.get("type") == "row":
+            current = panel.get("title", "")
+            for inner in panel.get("panels") or []:  # a collapsed row holds its panels
+                rows[inner.get("title", "")] = current
+        else:
+            rows[panel.get("title", "")] = current
+    return rows
+
+
 def all_values(dashboard: Mapping) -> dict[str, str]:
     """Each template variable with the value its "All" option sends (its ``allValue``, e.g. ``.*``)."""
     variables = {}

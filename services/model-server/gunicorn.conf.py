@@ -18,41 +18,32 @@ import os  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from model_server.cpu import cpu_limit  # noqa: E402
+import joblib  # noqa: E402
+from model_server.config import ProcessSettings  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
+settings = ProcessSettings.from_environment()  # every default: model_server/config.py
 
-def _int_setting(name: str, default: int) -> int:
-    """An integer from the environment; empty or unset means ``default``. Anything else stops the server."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"gunicorn.conf.py: {name} must be an integer (or empty), got {raw!r}") from None
-
-
-bind = f"0.0.0.0:{_int_setting('PORT', 8000)}"
-# One worker per CPU: a worker is one Python thread of greenlets, so it uses at most one core.
-# (gunicorn itself reads WEB_CONCURRENCY, and fails on an empty value: compose sets GUNICORN_WORKERS.)
-workers = _int_setting("GUNICORN_WORKERS", _int_setting("WEB_CONCURRENCY", 0)) or cpu_limit()
+bind = f"0.0.0.0:{settings.port}"
+# One worker per CPU the replica may use (its cgroup CPU limit, compose's `cpus:`, rounded up,
+# and its CPU affinity: joblib's count): a worker is one Python thread of greenlets, one core.
+workers = settings.gunicorn_workers or joblib.cpu_count()
 worker_class = "model_server.gunicorn_worker.GeventWorker"  # each response in one write; fair keep-alive
-worker_connections = _int_setting("GUNICORN_WORKER_CONNECTIONS", 1000)
+worker_connections = settings.gunicorn_worker_connections
 preload_app = True  # load + warm up once; a model that cannot be served stops the master
-timeout = _int_setting("GUNICORN_TIMEOUT", 30)
-graceful_timeout = _int_setting("GUNICORN_GRACEFUL_TIMEOUT", 25)  # SIGTERM: finish in-flight
-keepalive = _int_setting("GUNICORN_KEEPALIVE", 75)  # longer than nginx's upstream keepalive
-max_requests = _int_setting("GUNICORN_MAX_REQUESTS", 0)
+timeout = settings.gunicorn_timeout
+graceful_timeout = settings.gunicorn_graceful_timeout
+keepalive = settings.gunicorn_keepalive
+max_requests = settings.gunicorn_max_requests
 max_requests_jitter = max_requests // 10
 # Worker heartbeat files: in memory, and writable under a read-only root filesystem.
 _shm = Path("/dev/shm")  # noqa: S108 - a per-container tmpfs, not a shared /tmp
-worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR", str(_shm) if _shm.is_dir() else None)
+worker_tmp_dir = settings.gunicorn_worker_tmp_dir or (str(_shm) if _shm.is_dir() else None)
 control_socket_disable = True  # gunicornc is not used; the root filesystem is read-only
 # JSON lines on stderr, no gunicorn access log (nginx, and ACCESS_LOG=true, log requests).
 logger_class = "model_server.gunicorn_logger.GunicornLogger"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = settings.log_level.lower()
 
 # Metrics: every worker writes its own files in PROMETHEUS_MULTIPROC_DIR. Stale files of an
 # earlier run would be summed in, so the directory is emptied here, before the app (and its

@@ -1,145 +1,67 @@
-"""Driving the compose stack from tests: start, inspect, query, tear down.
+"""The compose stack as the end-to-end tests see it: start, query Prometheus and Alertmanager, tear down.
 
-The stack runs under a compose project name of its own (``E2E_PROJECT``, or a random one) and on
-host ports found free at run time, passed through the same variables a user sets in ``.env``
-(``HTTP_PORT``, ``PROMETHEUS_PORT``, ...). A stack someone left running never collides with it.
+Built on :mod:`tests.support`: the project runs under a name of its own (``E2E_PROJECT``, or a
+random one) with :data:`~tests.support.compose.TEST_ENV` and host ports found free at run time,
+published on 127.0.0.1 (nginx on all interfaces, as in production); the tests reach them at
+127.0.0.1 only. The test modules import the shared helpers from here as well.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-# What `docker compose up` reads by itself on a single host: the stack, then the monitoring UIs on
-# 127.0.0.1. Named explicitly because `-f` turns the default override file off.
-OVERRIDE_FILE = ROOT / "docker-compose.override.yml"
-COMPOSE_FILES = ("-f", str(COMPOSE_FILE), "-f", str(OVERRIDE_FILE))
+from tests.support.addresses import Target
+from tests.support.commands import ROOT, run
+from tests.support.compose import COMPOSE_FILE, COMPOSE_FILES, OVERRIDE_FILE, TEST_ENV, ComposeProject, free_host_ports
+from tests.support.docker import image_available
+from tests.support.waiting import NotYet, wait_for
 
-# What the tests run with, and why (the README's test section lists them too).
-TEST_ENV = {
-    # Load tests send thousands of requests from one client address: the per-client limit is
-    # raised for the stack, and the 429 test restarts nginx with a low one.
-    "NGINX_RATE_LIMIT": "100000r/s",
-    "NGINX_RATE_BURST": "100000",
-    "MAX_BODY_BYTES": "1048576",
-    "MAX_BATCH_ROWS": "1024",
-    "MODEL_REPLICAS": "3",
-    "API_KEYS": "",
-    # Opted in so that tests see which replica answered; test_09 checks the default (off).
-    "NGINX_UPSTREAM_ADDR_HEADER": "on",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
-
-
-def run(args: list[str], timeout: float = 120, check: bool = True, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-class NotYet(Exception):
-    """What a probe raises for "not there yet, ask again" (e.g. a query with no data yet)."""
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
-    """Call ``probe`` until it returns neither None nor False; fail with ``what`` after ``timeout``.
-
-    Only "not yet" is retried: a service not answering yet (connection errors, a half-ready JSON
-    body) or :class:`NotYet`. An ``AssertionError`` inside the probe fails at once: a probe that
-    checks, say, "0 failed requests" must not have a failure retried away. Count such things
-    over the whole run and assert once instead.
-    """
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-            if last is not None and last is not False:
-                return last
-        except (requests.RequestException, KeyError, ValueError, NotYet) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
-
-
-def image_available(image: str) -> bool:
-    """Present locally, or pullable from a registry."""
-    present = subprocess.run(["docker", "image", "inspect", image], capture_output=True, timeout=30, check=False)
-    if present.returncode == 0:
-        return True
-    try:
-        pulled = subprocess.run(["docker", "pull", "-q", image], capture_output=True, timeout=120, check=False)
-    except subprocess.TimeoutExpired:
-        return False
-    return pulled.returncode == 0
+__all__ = [
+    "COMPOSE_FILE",
+    "COMPOSE_FILES",
+    "OVERRIDE_FILE",
+    "ROOT",
+    "TEST_ENV",
+    "NotYet",
+    "Stack",
+    "run",
+    "serving_repository",
+    "start_stack",
+    "wait_for",
+]
 
 
 @dataclass
-class Stack:
-    project: str
-    env: dict[str, str]
-    services: list[str] = field(default_factory=list)
+class Stack(ComposeProject):
+    """The e2e project: every service whose image is here (``services``), the others named in ``skipped``."""
+
     skipped: dict[str, str] = field(default_factory=dict)
+
+    def published(self, port_variable: str) -> Target:
+        """A port the stack publishes on this machine (``HTTP_PORT``, ...), reached on loopback."""
+        return Target.loopback(int(self.env[port_variable]))
 
     @property
     def nginx_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
+        return self.published("HTTP_PORT").url()
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['PROMETHEUS_PORT']}"
+        return self.published("PROMETHEUS_PORT").url()
 
     @property
     def alertmanager_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['ALERTMANAGER_PORT']}"
-
-    # --- compose -----------------------------------------------------------------------------
-    def compose(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None) -> str:
-        return run(
-            ["docker", "compose", "-p", self.project, *COMPOSE_FILES, *args],
-            timeout=timeout,
-            env={**os.environ, **self.env, **(env or {})},
-        )
-
-    def up(self, *extra: str, services: Iterable[str] | None = None, env: dict[str, str] | None = None) -> None:
-        self.compose("up", "-d", "--wait", *extra, *(services or self.services), env=env, timeout=900)
-
-    def down(self) -> None:
-        self.compose("down", "-v", "--remove-orphans", "--timeout", "20", timeout=300)
+        return self.published("ALERTMANAGER_PORT").url()
 
     # --- containers ----------------------------------------------------------------------------
-    def container_ids(self, service: str, all_states: bool = False) -> list[str]:
-        args = ["ps", "-q", *(["-a"] if all_states else []), service]
-        return self.compose(*args).split()
-
-    def inspect(self, container: str) -> dict[str, Any]:
-        return json.loads(run(["docker", "inspect", container]))[0]
-
-    def ip_of(self, container: str) -> str:
-        networks = self.inspect(container)["NetworkSettings"]["Networks"]
-        return next(iter(networks.values()))["IPAddress"]
-
     def replica_ips(self) -> dict[str, str]:
         """Running model replicas: container IP -> container id."""
         return {self.ip_of(c): c for c in self.container_ids("model")}
@@ -197,23 +119,11 @@ def serving_repository(stack: Stack, root: Path, default_model: str) -> Iterator
         stack.up("--no-deps", services=["model"])
 
 
-def free_host_ports() -> dict[str, str]:
-    """Host ports found free now, under the variables a user sets in `.env`."""
-    names = ("HTTP_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "GRAFANA_PORT")
-    return {name: str(free_port()) for name in names}
-
-
 def start_stack() -> Stack:
     """Build and start every service whose image is available here; name the others."""
     project = os.environ.get("E2E_PROJECT") or f"e2e-{secrets.token_hex(3)}"
-    env = {
-        **TEST_ENV,
-        "COMPOSE_PROJECT_NAME": project,
-        **free_host_ports(),
-    }
-    stack = Stack(project=project, env=env)
-    config = yaml.safe_load(stack.compose("config", "--format", "yaml"))
-    for name, service in config["services"].items():
+    stack = Stack(project=project, env={**TEST_ENV, "COMPOSE_PROJECT_NAME": project, **free_host_ports()})
+    for name, service in stack.config()["services"].items():
         image = service.get("image", "")
         if "build" in service or image_available(image):
             stack.services.append(name)

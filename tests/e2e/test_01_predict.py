@@ -6,7 +6,7 @@ import secrets
 
 import requests
 
-from tests.load import answering_replica
+from tests.support.load import answering_replica
 
 from .stack import Stack, run, wait_for
 

@@ -5,7 +5,7 @@ import secrets
 import pytest
 import requests
 
-from tests.load import send_load
+from tests.support.load import send_load
 
 from .stack import Stack
 

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.load import send_load
+from tests.support.load import send_load
 
 from .stack import Stack, serving_repository, wait_for
 

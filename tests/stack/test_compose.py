@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 import yaml
+from model_server.config import ProcessSettings
 
 from tests.e2e.stack import COMPOSE_FILE, COMPOSE_FILES, OVERRIDE_FILE, ROOT
 
@@ -70,8 +71,7 @@ def test_model_service(config: dict) -> None:
     assert any(t.startswith("/tmp") for t in model["tmpfs"])
     assert model["deploy"]["replicas"] == 3
     assert model["deploy"]["resources"]["limits"]["memory"]
-    gunicorn = (ROOT / "services/model-server/gunicorn.conf.py").read_text()
-    graceful = int(re.search(r'_int_setting\("GUNICORN_GRACEFUL_TIMEOUT", (\d+)\)', gunicorn).group(1))
+    graceful = ProcessSettings.model_fields["gunicorn_graceful_timeout"].default
     grace = model["stop_grace_period"]
     assert int(grace.rstrip("s")) >= graceful, f"stop_grace_period {grace} < gunicorn graceful timeout {graceful}s"
 

@@ -291,6 +291,12 @@ def _uses(exprs, pattern):
         ("held-out accuracy", r"model_server_model_heldout_accuracy"),
         ("confusion", r"model_server:feedback_pairs:1h"),
         ("no reference", r"model_server_drift_reference"),
+        ("served traffic share per version", r"sum by \(model, version\) \(rate\(model_server_model_requests_total"),
+        ("configured traffic share", r"model_server_traffic_share"),
+        ("canary vs primary", r'model_server_rollout_role\{[^}]*role=~"primary\|canary"'),
+        ("shadow agreement", r'model_server_shadow_requests_total\{[^}]*result="agree"'),
+        ("shadow probability difference", r"model_server_shadow_probability_difference_sum"),
+        ("config.json invalid", r"model_server_model_config_invalid"),
     ],
 )
 def test_required_panels_present(dashboard, what, pattern):

@@ -25,10 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.stack import ROOT, TEST_ENV, NotYet, free_host_ports, image_available, run, wait_for
+from tests.support.addresses import Target
+from tests.support.commands import ROOT, run
+from tests.support.compose import COMPOSE_FILE, SWARM_FILE, TEST_ENV, ComposeProject, free_host_ports
+from tests.support.docker import image_available
+from tests.support.waiting import NotYet, wait_for
 
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-SWARM_FILE = ROOT / "docker-compose.swarm.yml"
 STACK_LABEL = "com.docker.stack.namespace"
 
 
@@ -87,7 +89,8 @@ class SwarmStack:
 
     @property
     def nginx_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['HTTP_PORT']}"
+        """nginx's port, published in host mode on this (only) node, reached on loopback."""
+        return Target.loopback(int(self.env["HTTP_PORT"])).url()
 
     @property
     def auth(self) -> dict[str, str]:
@@ -232,8 +235,7 @@ def swarm_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         stack.skipped["grafana"] = f"image {grafana_image} is neither present nor pullable here (no registry)"
 
     started = time.monotonic()
-    run(["docker", "compose", "-p", name, "-f", str(COMPOSE_FILE), "build", "model"],
-        timeout=900, env={**os.environ, **env})  # fmt: skip
+    ComposeProject(name, env, files=(COMPOSE_FILE,)).compose("build", "model", timeout=900)
     try:
         stack.deploy()
         try:

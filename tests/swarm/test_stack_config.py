@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.stack import ROOT
+from tests.support.commands import ROOT
 
 from .conftest import COMPOSE_FILE, SWARM_FILE
 

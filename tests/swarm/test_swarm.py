@@ -14,8 +14,9 @@ import time
 import pytest
 import requests
 
-from tests.e2e.stack import NotYet, run, wait_for
-from tests.load import LoadResult, send_load
+from tests.support.commands import run
+from tests.support.load import LoadResult, send_load
+from tests.support.waiting import NotYet, wait_for
 
 from .conftest import SwarmStack, basic_auth
 
@@ -42,6 +43,7 @@ def test_configuration_reaches_tasks_as_configs_and_secrets(swarm_stack: SwarmSt
         "/etc/prometheus/prometheus.yml",
         "/etc/prometheus/rules/alerts.yml",
         "/etc/prometheus/rules/quality.yml",
+        "/etc/prometheus/rules/rollout.yml",
         "/etc/prometheus/entrypoint.sh",
     }
     assert targets("alertmanager", "Configs") == {"/etc/alertmanager/alertmanager.yml"}

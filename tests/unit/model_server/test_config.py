@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-import yaml
-from model_server.config import MIN_API_KEY_LENGTH, PLACEHOLDER_WORDS, Settings
+from model_server.config import MIN_API_KEY_LENGTH, PLACEHOLDER_WORDS, ProcessSettings, Settings
 from pydantic import ValidationError
 
 GOOD_KEY = "k" * MIN_API_KEY_LENGTH
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_defaults() -> None:
@@ -201,24 +198,36 @@ def test_accuracy_alert_settings_at_their_bounds(monkeypatch: pytest.MonkeyPatch
     assert (settings.accuracy_alert_margin, settings.accuracy_min_feedback) == (float(margin), int(feedback))
 
 
-def test_compose_and_env_example_restate_the_defaults_exactly() -> None:
-    # docker-compose.yml (`KEY: ${KEY:-default}`) and .env.example repeat Settings' defaults by hand:
-    # one source (this module), the copies checked.
-    defaults = Settings()
-    environment = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["model"]["environment"]
-    restated = {}
-    for key, value in environment.items():
-        match = re.fullmatch(r"\$\{(\w+):-(.*)\}", str(value))
-        assert match and match.group(1) == key, f"docker-compose.yml: {key}: {value}"
-        restated[key] = match.group(2)
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        if match := re.match(r"([A-Z][A-Z0-9_]*)=(\S+)", line):
-            restated[f".env.example {match.group(1)}"] = match.group(2)
-    checked = 0
-    for where, value in restated.items():
-        field = where.split()[-1].lower()
-        if field in Settings.model_fields and value:
-            assert getattr(Settings(**{field: value}), field) == getattr(defaults, field), where
-            checked += 1
-    assert {"ACCURACY_ALERT_MARGIN", "ACCURACY_MIN_FEEDBACK", ".env.example ACCURACY_ALERT_MARGIN"} <= set(restated)
-    assert checked >= 20
+def test_process_settings_defaults_and_empty_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ProcessSettings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    defaults = ProcessSettings()
+    assert (defaults.port, defaults.gunicorn_workers, defaults.gunicorn_worker_connections) == (8000, 0, 1000)
+    assert (defaults.gunicorn_timeout, defaults.gunicorn_graceful_timeout, defaults.gunicorn_keepalive) == (30, 25, 75)
+
+    # compose passes `GUNICORN_WORKERS: ${GUNICORN_WORKERS:-}`: empty means the default (one per CPU)
+    monkeypatch.setenv("GUNICORN_WORKERS", "")
+    monkeypatch.setenv("GUNICORN_TIMEOUT", "")
+    assert (ProcessSettings().gunicorn_workers, ProcessSettings().gunicorn_timeout) == (0, 30)
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")  # gunicorn's own variable, when GUNICORN_WORKERS is not set
+    assert ProcessSettings().gunicorn_workers == 3
+    monkeypatch.setenv("GUNICORN_WORKERS", "2")
+    assert ProcessSettings().gunicorn_workers == 2
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("GUNICORN_WORKERS", "# workers", "GUNICORN_WORKERS must be an integer (or empty), got '# workers'"),
+        ("GUNICORN_TIMEOUT", "1.5", "GUNICORN_TIMEOUT must be an integer (or empty), got '1.5'"),
+        ("PORT", "0", "PORT: Input should be greater than or equal to 1, got '0'"),
+    ],
+)
+def test_a_bad_process_setting_stops_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        ProcessSettings.from_environment()
+    assert str(stopped.value) == f"gunicorn.conf.py: {message}"

@@ -126,9 +126,9 @@ def test_unknown_top_level_keys_are_refused(tmp_path: Path) -> None:
 
 
 def test_more_errors_are_counted(tmp_path: Path) -> None:
-    message = refusal(config_file(tmp_path, {"version_policy": {"latest": 1}, "traffic": 1, "shadow": 2}))
+    message = refusal(config_file(tmp_path, {"version_policy": {"latest": 1}, "trafic": 1, "shaddow": 2}))
 
-    assert message == ": traffic: unknown key (and 1 more error)"  # in the order of the file
+    assert message == ": trafic: unknown key (and 1 more error)"  # in the order of the file
 
 
 @pytest.mark.parametrize(

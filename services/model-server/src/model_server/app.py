@@ -15,6 +15,7 @@ from .logs import configure_logging
 from .model_manager import RepositoryManager, servable_loader
 from .registry import Registry
 from .rest import feedback, openapi, predict, prometheus, repository, v2
+from .shadow import ShadowRunner
 from .state import ServerState
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
-    app.extensions["model_server"] = ServerState(settings=settings, registry=registry, manager=manager)
+    app.extensions["model_server"] = ServerState(
+        settings=settings, registry=registry, manager=manager, shadow=ShadowRunner(settings.shadow_queue_rows)
+    )
 
     register_request_hooks(app, settings.access_log)  # first, so even a refused request has a request id and metrics
     register_api_key_check(app, settings.api_keys)

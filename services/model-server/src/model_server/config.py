@@ -1,7 +1,10 @@
-"""Settings of the model server, read from environment variables only.
+"""Settings of the model server, read from environment variables only, and their defaults.
 
-Every field maps to an upper-case environment variable of the same name (``MODEL_DIR``,
-``MAX_BATCH_ROWS``, ...). The README's configuration table documents them all.
+Every field maps to an upper-case environment variable of the same name (``MODEL_REPOSITORY``,
+``MAX_BATCH_ROWS``, ...): :class:`Settings` for the app, :class:`ProcessSettings` for the
+gunicorn process around it (gunicorn.conf.py). This module is where each default is stated;
+docker-compose.yml, .env.example and the README's configuration table restate them, and
+tests/stack/test_defaults.py checks every copy against it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .repository.layout import is_model_name
@@ -54,6 +57,7 @@ class Settings(BaseSettings):
     model_runtime: Literal["auto", "sklearn"] = "auto"
     batch_max_rows: int = Field(default=256, ge=0)  # 0 turns micro-batching off
     batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    shadow_queue_rows: int = Field(default=1024, ge=1)  # rows waiting for the shadow version; beyond: dropped
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
     api_keys_file: Path | None = None  # more keys, one per line or comma-separated (a mounted secret)
@@ -133,3 +137,37 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("LOG_LEVEL must be one of debug, info, warning, error, critical")
         return value
+
+
+class ProcessSettings(BaseSettings):
+    """The gunicorn process of one replica (gunicorn.conf.py); an empty variable means the default."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True)
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    # 0: one per CPU the replica may use (gevent workers use one core each at most).
+    # gunicorn itself reads WEB_CONCURRENCY (and fails on an empty one): compose sets GUNICORN_WORKERS.
+    gunicorn_workers: int = Field(default=0, ge=0, validation_alias=AliasChoices("gunicorn_workers", "web_concurrency"))
+    gunicorn_worker_connections: int = Field(default=1000, ge=1)
+    gunicorn_timeout: int = Field(default=30, ge=0)
+    gunicorn_graceful_timeout: int = Field(default=25, ge=0)  # SIGTERM: time for in-flight requests
+    gunicorn_keepalive: int = Field(default=75, ge=0)  # longer than nginx's upstream keepalive (60 s)
+    gunicorn_max_requests: int = Field(default=0, ge=0)  # restart a worker after this many requests; 0: never
+    gunicorn_worker_tmp_dir: str | None = None  # heartbeat files; default: /dev/shm where it exists
+    log_level: str = "info"
+
+    @classmethod
+    def from_environment(cls) -> ProcessSettings:
+        """The settings, or SystemExit with one line per bad variable (gunicorn then stops with it)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            lines = []
+            for error in exc.errors(include_url=False):
+                name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+                got = error.get("input")
+                if error["type"].startswith("int"):
+                    lines.append(f"gunicorn.conf.py: {name} must be an integer (or empty), got {got!r}")
+                else:
+                    lines.append(f"gunicorn.conf.py: {name}: {error['msg']}, got {got!r}")
+            raise SystemExit("\n".join(lines)) from None

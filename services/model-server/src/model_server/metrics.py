@@ -27,6 +27,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     generate_latest,
     multiprocess,
 )
@@ -102,6 +103,17 @@ MODEL_REQUEST_DURATION = Histogram(
     "Time from request start to response of the inference requests a model version answered.",
     ["model", "version"],
     buckets=LATENCY_BUCKETS,
+)
+SHADOW_REQUESTS = Counter(
+    f"{PREFIX}_shadow_requests",
+    "Requests also run on a shadow version (shadow.py), by served version (primary) and result: "
+    "agree, disagree, error or dropped.",
+    ["model", "version", "primary", "result"],
+)
+SHADOW_PROBABILITY_DIFFERENCE = Summary(
+    f"{PREFIX}_shadow_probability_difference",
+    "Per shadowed request, the mean absolute difference of the shadow's and the served version's probabilities.",
+    ["model", "version", "primary"],
 )
 MODEL_LOAD_FAILURES = Counter(
     f"{PREFIX}_model_load_failures",

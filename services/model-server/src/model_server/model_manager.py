@@ -23,9 +23,12 @@ poll. The version policy then picks among the versions not refused, so a refused
 leaves the previous one serving — also on a replica that starts afresh.
 
 An invalid ``config.json`` keeps the model's last valid configuration (the default, latest 1,
-before any) and is logged once. Each gunicorn worker runs its own poller (a greenlet under the
-gevent worker): all of them read the same folder, so every worker of every replica converges on
-the same set within one poll interval plus the load time.
+before any), is logged once and is reported in the snapshot (``ModelConfigInvalid``). Each pass
+also turns the config's rollout (``traffic``, ``shadow``, ``sticky_header``) and the versions
+then loaded into the model's :class:`.rollout.Routing`, published with them. Each gunicorn worker
+runs its own poller (a greenlet under the gevent worker): all of them read the same folder, so
+every worker of every replica converges on the same set within one poll interval plus the load
+time.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from .registry import Registry, Servable, Snapshot, State, VersionStatus
 from .repository.layout import Fingerprint, ModelDir, RepositoryError, fingerprint, scan
 from .repository.model_config import ModelConfig, ModelConfigError, read_model_config
 from .repository.policy import plan, wanted_versions
+from .rollout import Routing, plan_routing
+from .shadow import RESULTS as SHADOW_RESULTS
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +77,8 @@ class RepositoryManager:
         self.registry = registry
         self._load = loader
         self._failed: dict[tuple[str, int], tuple[Fingerprint, str]] = {}
-        self._configs: dict[str, ModelConfig] = {}
+        self._configs: dict[str, ModelConfig] = {}  # the last valid config of each model
+        self._config_errors: dict[str, str] = {}  # why a model's config.json is invalid right now
         # Problems of the scan and the configs, by reason: logged when they appear, not again
         # while they last (``_logged``: those of the last pass), and again if they come back.
         self._logged: set[str] = set()
@@ -97,9 +103,11 @@ class RepositoryManager:
             current = self.registry.snapshot
             models = {name: dict(versions) for name, versions in current.models.items()}
             statuses: list[VersionStatus] = []
+            routes: dict[str, Routing] = {}
             for name in sorted(set(found) | set(models)):
-                statuses += self._sync_model(name, found.get(name), models)
-            snapshot = Snapshot.build(models, tuple(statuses))
+                statuses += self._sync_model(name, found.get(name), models, routes)
+            errors = {name: reason for name, reason in self._config_errors.items() if name in found}
+            snapshot = Snapshot.build(models, tuple(statuses), routes, errors)
             self.registry.publish(snapshot)
             self._logged = self._seen
             return snapshot
@@ -122,7 +130,13 @@ class RepositoryManager:
         return thread
 
     # --- one model ---------------------------------------------------------------------------
-    def _sync_model(self, name: str, model_dir: ModelDir | None, models: dict[str, dict[int, Servable]]) -> list:
+    def _sync_model(
+        self,
+        name: str,
+        model_dir: ModelDir | None,
+        models: dict[str, dict[int, Servable]],
+        routes: dict[str, Routing],
+    ) -> list:
         available = dict(model_dir.versions) if model_dir else {}
         config = self._config(name, model_dir)
         for key in [k for k in self._failed if k[0] == name]:  # retry a refused version once its folder changed
@@ -139,12 +153,14 @@ class RepositoryManager:
             for version in step.load:  # newest first
                 self._publish_loading(models, name, version)
                 self._load_version(name, version, available[version], loaded)
-                self.registry.publish(Snapshot.build(models, self.registry.snapshot.statuses))
+                self.registry.publish(_rebuilt(self.registry.snapshot, models))
         for version in step.unload:
             del loaded[version]
             log.info("model version unloaded", extra={"model": name, "version": str(version)})
         if not loaded:
             del models[name]
+        else:
+            routes[name] = self._routing(name, config, loaded)
 
         policy_wanted = wanted_versions(config.version_policy, available)
         statuses = []
@@ -161,8 +177,9 @@ class RepositoryManager:
 
     def _publish_loading(self, models: dict[str, dict[int, Servable]], name: str, version: int) -> None:
         """The index shows the version LOADING while it loads (to any thread or greenlet that asks)."""
-        others = tuple(s for s in self.registry.snapshot.statuses if (s.name, s.version) != (name, version))
-        self.registry.publish(Snapshot.build(models, (*others, VersionStatus(name, version, State.LOADING))))
+        current = self.registry.snapshot
+        others = tuple(s for s in current.statuses if (s.name, s.version) != (name, version))
+        self.registry.publish(_rebuilt(current, models, (*others, VersionStatus(name, version, State.LOADING))))
 
     def _load_version(self, name: str, version: int, path: Path, loaded: dict[int, Servable]) -> None:
         before = fingerprint(path)
@@ -176,6 +193,7 @@ class RepositoryManager:
             self._refuse(name, version, before, f"{type(exc).__name__}: {exc}")
             return
         loaded[version] = servable
+        metrics.MODEL_REQUESTS.labels(name, str(version), "200")  # from 0: increase() counts its first requests
         model = servable.description
         problem = servable.predictor.reference_problem
         if problem:
@@ -207,11 +225,33 @@ class RepositoryManager:
             config = read_model_config(model_dir.config_path if model_dir else None)
         except ModelConfigError as exc:
             self._log_once(logging.ERROR, str(exc), "model config invalid; keeping the last valid one")
+            self._config_errors[name] = str(exc)
             return self._configs.get(name) or read_model_config(None)
         self._configs[name] = config
+        self._config_errors.pop(name, None)
         return config
+
+    def _routing(self, name: str, config: ModelConfig, loaded: dict[int, Servable]) -> Routing:
+        """The model's rollout over its loaded versions; what of its config is ignored is logged once."""
+        routing, ignored = plan_routing(config, loaded)
+        for reason in ignored:
+            self._log_once(logging.WARNING, f"model {name}: {reason}", "model rollout setting ignored")
+        if routing.shadow_version is not None:  # every comparison counter starts at 0, so increase() sees the first
+            for primary in loaded:
+                for result in SHADOW_RESULTS:
+                    metrics.SHADOW_REQUESTS.labels(name, str(routing.shadow_version), str(primary), result)
+        return routing
 
     def _log_once(self, level: int, reason: str, message: str) -> None:
         if reason not in self._logged and reason not in self._seen:
             log.log(level, message, extra={"reason": reason})
         self._seen.add(reason)
+
+
+def _rebuilt(
+    current: Snapshot, models: dict[str, dict[int, Servable]], statuses: tuple[VersionStatus, ...] | None = None
+) -> Snapshot:
+    """``current`` with the versions of ``models`` (and ``statuses``): a publish in the middle of a pass."""
+    return Snapshot.build(
+        models, current.statuses if statuses is None else statuses, current.routes, current.config_errors
+    )

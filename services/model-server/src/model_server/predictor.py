@@ -109,10 +109,15 @@ class Predictor:
 
     def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
         """Predict a validated ``(n_rows, n_features)`` float matrix and record metrics."""
+        prediction = self.predict_quietly(rows, with_probabilities)
+        self._observe(rows, prediction.labels)
+        return prediction
+
+    def predict_quietly(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        """Predict, recording only the model call's duration: a shadow call (:mod:`.shadow`), not served."""
         start = time.perf_counter()
         prediction = self._call(rows, with_probabilities)
         self._inference_seconds.observe(time.perf_counter() - start)
-        self._observe(rows, prediction.labels)
         return prediction
 
     def _call(self, rows: np.ndarray, with_probabilities: bool) -> Prediction:

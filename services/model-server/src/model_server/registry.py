@@ -23,6 +23,9 @@ import numpy as np
 
 from .batching import MicroBatcher
 from .predictor import ModelDescription, Prediction, Predictor
+from .rollout import PRIMARY, Routing
+
+NO_ROUTING = Routing()
 
 
 class State(StrEnum):
@@ -73,15 +76,31 @@ class UnknownVersion(LookupError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Immutable: model name -> version -> servable, and the state of every known version."""
+    """Immutable: model name -> version -> servable, the state of every known version, and each
+    model's rollout (:class:`.rollout.Routing`) and config problem (a model whose config.json is
+    invalid keeps its last valid configuration)."""
 
     models: Mapping[str, Mapping[int, Servable]] = field(default_factory=dict)
     statuses: tuple[VersionStatus, ...] = ()
+    routes: Mapping[str, Routing] = field(default_factory=dict)
+    config_errors: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, models: Mapping[str, Mapping[int, Servable]], statuses: tuple[VersionStatus, ...]) -> Snapshot:
+    def build(
+        cls,
+        models: Mapping[str, Mapping[int, Servable]],
+        statuses: tuple[VersionStatus, ...],
+        routes: Mapping[str, Routing] | None = None,
+        config_errors: Mapping[str, str] | None = None,
+    ) -> Snapshot:
         frozen = {name: MappingProxyType(dict(sorted(versions.items()))) for name, versions in sorted(models.items())}
-        return cls(models=MappingProxyType({n: v for n, v in frozen.items() if v}), statuses=statuses)
+        served = MappingProxyType({n: v for n, v in frozen.items() if v})
+        return cls(
+            models=served,
+            statuses=statuses,
+            routes=MappingProxyType({n: r for n, r in (routes or {}).items() if n in served}),
+            config_errors=MappingProxyType(dict(config_errors or {})),
+        )
 
     def __bool__(self) -> bool:
         return bool(self.models)
@@ -96,6 +115,25 @@ class Snapshot:
         if version not in versions:
             raise UnknownVersion(name, version)
         return versions[version]
+
+    def routed(self, name: str, draw: float) -> Servable:
+        """The version the model's traffic split gives ``draw`` (the newest loaded without a split); UnknownModel."""
+        versions = self.models.get(name)
+        if not versions:
+            raise UnknownModel(name)
+        picked = self.route(name).pick(draw)
+        return versions[picked] if picked in versions else versions[max(versions)]
+
+    def primary(self, name: str) -> Servable:
+        """The version that takes the largest share of the model's traffic (the newest loaded without a split)."""
+        versions = self.models.get(name)
+        if not versions:
+            raise UnknownModel(name)
+        roles = self.route(name).roles(versions)
+        return next((versions[v] for v, r in roles.items() if PRIMARY in r), versions[max(versions)])
+
+    def route(self, name: str) -> Routing:
+        return self.routes.get(name) or NO_ROUTING
 
     def servables(self) -> list[Servable]:
         return [servable for versions in self.models.values() for servable in versions.values()]

@@ -1,7 +1,8 @@
 """Gauges of what a worker serves right now, produced when ``/metrics`` is scraped.
 
 ``model_info``, ``model_ready``, ``feature_training_mean`` and ``model_load_failed`` describe
-the current set of model versions, which changes when the repository does; so do the references
+the current set of model versions, which changes when the repository does, as do each model's
+rollout (``traffic_share``, ``rollout_role``) and ``model_config_invalid``; so do the references
 that prometheus/rules/quality.yml compares the live counts with: ``feature_reference_share``,
 ``prediction_reference_share``, ``drift_reference`` and ``model_heldout_accuracy``, beside two
 settings of its ModelAccuracyLow alert (``accuracy_alert_margin``, ``accuracy_min_feedback``). Written as ordinary
@@ -55,6 +56,20 @@ _GAUGES: dict[str, tuple[str, list[str]]] = {
         "1 when a loaded version has (valid) feature reference statistics and its inputs are binned, else 0.",
         ["model", "version"],
     ),
+    "traffic_share": (
+        "Share of the model's unversioned requests each loaded version gets (config.json traffic; without it the "
+        "newest loaded version gets 1).",
+        ["model", "version"],
+    ),
+    "rollout_role": (
+        "1 for each role a loaded version has in the model's rollout: primary (largest share), canary (another "
+        "version with a share), shadow.",
+        ["model", "version", "role"],
+    ),
+    "model_config_invalid": (
+        "1 while the model's config.json is invalid (the last valid configuration stays in force; see the log).",
+        ["model"],
+    ),
     "model_heldout_accuracy": (
         "Accuracy of a loaded version on held-out data, from its metadata (metrics.accuracy).",
         ["model", "version"],
@@ -89,7 +104,22 @@ class ServingCollector:
             if status.failed and status.state == State.UNAVAILABLE:
                 failed.add_metric([status.name, str(status.version)], 1)
         yield from (info, ready, means, failed)
+        yield from self._rollout()
         yield from self._quality()
+
+    def _rollout(self) -> Iterator[Metric]:
+        """Each model's traffic split and roles, and whether its config.json is invalid right now."""
+        shares, roles, invalid = _gauge("traffic_share"), _gauge("rollout_role"), _gauge("model_config_invalid")
+        for name, versions in self._snapshot.models.items():
+            routing = self._snapshot.route(name)
+            for version, share in routing.shares(versions).items():
+                shares.add_metric([name, str(version)], share)
+            for version, held in routing.roles(versions).items():
+                for role in held:
+                    roles.add_metric([name, str(version), role], 1)
+        for name in sorted(set(self._snapshot.models) | set(self._snapshot.config_errors)):
+            invalid.add_metric([name], 1 if name in self._snapshot.config_errors else 0)
+        yield from (shares, roles, invalid)
 
     def _quality(self) -> Iterator[Metric]:
         """The references of input drift, prediction drift and live accuracy, and the accuracy alert's settings."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from flask import current_app, g, request
 
-from . import metrics
+from . import metrics, rollout
 from .batching import BatchInterrupted
 from .config import Settings
 from .errors import not_found, unavailable
@@ -17,6 +18,7 @@ from .model_manager import RepositoryManager
 from .predictor import Prediction
 from .registry import Registry, Servable, Snapshot, UnknownModel, UnknownVersion
 from .repository.layout import is_version
+from .shadow import ShadowJob, ShadowRunner, compares_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class ServerState:
     settings: Settings
     registry: Registry
     manager: RepositoryManager
+    shadow: ShadowRunner
 
 
 def server_state() -> ServerState:
@@ -40,13 +43,28 @@ def request_snapshot() -> Snapshot:
     return snapshot
 
 
-def servable(name: str, version: str | None = None) -> Servable:
-    """The version a request asked for (unversioned: the newest loaded), or a 404 that says what exists."""
+class Unversioned(Enum):
+    """Which version an unversioned URL means."""
+
+    NEWEST = "newest"  # metadata and readiness: the newest loaded version
+    ROUTED = "routed"  # inference: the model's traffic split (rollout.py), and maybe a shadow
+    PRIMARY = "primary"  # feedback: the version that takes most of the traffic
+
+
+def servable(name: str, version: str | None = None, unversioned: Unversioned = Unversioned.NEWEST) -> Servable:
+    """The version a request asked for (unversioned: see :class:`Unversioned`), or a 404 that says what exists."""
     snapshot = request_snapshot()
     if version is not None and not is_version(version):
         raise not_found(f"model '{name}' has no version '{version}': versions are positive integers")
     try:
-        found = snapshot.servable(name, int(version) if version is not None else None)
+        if version is not None:
+            found = snapshot.servable(name, int(version))
+        elif unversioned is Unversioned.ROUTED:
+            found = _routed(snapshot, name)
+        elif unversioned is Unversioned.PRIMARY:
+            found = snapshot.primary(name)
+        else:
+            found = snapshot.servable(name)
     except UnknownModel:
         served = ", ".join(f"'{n}'" for n in snapshot.models) or "none"
         raise not_found(f"model '{name}' not found; models served: {served}") from None
@@ -57,8 +75,18 @@ def servable(name: str, version: str | None = None) -> Servable:
     return found
 
 
-def default_servable() -> Servable:
-    """What ``/predict`` serves: DEFAULT_MODEL's newest version, or that of the only model there is."""
+def _routed(snapshot: Snapshot, name: str) -> Servable:
+    """The version the traffic split picks for this request; the shadow to run it on too, if any, in ``g``."""
+    routing = snapshot.route(name)
+    sticky_key = request.headers.get(routing.sticky_header) if routing.sticky_header else None
+    found = snapshot.routed(name, rollout.draw(sticky_key))
+    if routing.shadow_version is not None and routing.shadow_version != found.version and rollout.shadowed(routing):
+        g.shadow = snapshot.models[name].get(routing.shadow_version)
+    return found
+
+
+def default_servable(unversioned: Unversioned = Unversioned.NEWEST) -> Servable:
+    """The default model (DEFAULT_MODEL, or the only model there is) for ``/predict`` and ``/feedback``."""
     name = server_state().settings.default_model
     if not name:
         names = list(request_snapshot().models)
@@ -69,7 +97,7 @@ def default_servable() -> Servable:
                 "Set DEFAULT_MODEL, or use /v2/models/{name}/infer"
             )
         name = names[0]
-    return servable(name)
+    return servable(name, unversioned=unversioned)
 
 
 def infer(model: Servable, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
@@ -79,8 +107,16 @@ def infer(model: Servable, rows: np.ndarray, with_probabilities: bool = False) -
     request reports) did nothing wrong: it gets a 503 that invites a retry.
     """
     metrics.REQUEST_ROWS.labels(request.url_rule.rule).observe(len(rows))
+    shadow: Servable | None = g.pop("shadow", None)
+    compare_probabilities = shadow is not None and compares_probabilities(model, shadow)
     try:
-        return model.predict(rows, with_probabilities)
+        prediction = model.predict(rows, with_probabilities or compare_probabilities)
     except BatchInterrupted as exc:
         log.warning("micro-batch interrupted: %s", exc)
         raise unavailable("the model call this request shared was interrupted before it answered; retry") from None
+    if shadow is not None:
+        served = prediction if compare_probabilities else Prediction(prediction.labels)
+        server_state().shadow.submit(ShadowJob(shadow, model.description.version, rows, served))
+        if not with_probabilities:
+            prediction = Prediction(prediction.labels)
+    return prediction

@@ -6,28 +6,62 @@
     {"version_policy": {"specific": [1, 3]}}   these versions, those of them that exist
     {"version_policy": {"all": {}}}            every version
 
+A rollout between loaded versions (:mod:`model_server.rollout` applies it)::
+
+    "traffic": {"1": 90, "2": 10}              shares of the unversioned requests, by weight
+    "sticky_header": "X-User-Id"               the same header value always reaches the same version
+    "shadow": {"version": "2", "percent": 100} that share of them also runs on version 2, compared
+
 A model without the file serves its latest version. Validation is strict, so that a mistake is
 reported rather than guessed at: unknown keys are refused (a typo such as ``"lates"`` would
-otherwise fall back to the default without a word), numbers must be JSON integers (not ``"2"``
-or ``2.0``), and a policy names exactly one kind. Every refusal raises ModelConfigError with one
-line naming the file and the field.
+otherwise fall back to the default without a word), version-policy numbers must be JSON integers
+(not ``"2"`` or ``2.0``), and a policy names exactly one kind. Versions in ``traffic`` keys and
+``shadow.version`` are positive integers written as JSON object keys are, as strings (``"2"``;
+``shadow.version`` also takes ``2``). Weights are numbers >= 0, at least one above 0; ``percent``
+is 0..100. Every refusal raises ModelConfigError with one line naming the file and the field.
 
-Extending: a new setting (a later issue adds ``traffic`` and ``shadow``) is one more optional
-field of ModelConfig with a default, so existing files keep their meaning.
+Extending: a new setting is one more optional field of ModelConfig with a default, so existing
+files keep their meaning.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, PydanticCustomError
+
+from .layout import is_version
 
 Kind = Literal["latest", "specific", "all"]
 KINDS: tuple[Kind, ...] = ("latest", "specific", "all")
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+
+def _version_name(value: object) -> object:
+    """``"2"`` -> 2 (a version written as a JSON object key is); anything else is left to the int check."""
+    if isinstance(value, str):
+        if not is_version(value):
+            raise PydanticCustomError("version", 'a version is a positive integer, such as "2"')
+        return int(value)
+    return value
+
+
+Version = Annotated[int, BeforeValidator(_version_name), Field(gt=0)]
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")  # an HTTP field name (RFC 9110 token), not too long
 
 
 class ModelConfigError(Exception):
@@ -67,10 +101,34 @@ class VersionPolicy(_Strict):
         return cast(Kind, next(kind for kind in KINDS if getattr(self, kind) is not None))
 
 
+class Shadow(_Strict):
+    """``percent`` of the unversioned requests also run on ``version``; its answers are compared, never returned."""
+
+    version: Version
+    percent: Percent
+
+
 class ModelConfig(_Strict):
     """A model's config.json."""
 
     version_policy: VersionPolicy = VersionPolicy(latest=1)
+    traffic: dict[Version, Weight] | None = None
+    sticky_header: str | None = None
+    shadow: Shadow | None = None
+
+    @field_validator("traffic")
+    @classmethod
+    def _some_weight(cls, traffic: dict[int, float] | None) -> dict[int, float] | None:
+        if traffic is not None and not any(weight > 0 for weight in traffic.values()):
+            raise PydanticCustomError("traffic_empty", "give at least one version a weight above 0")
+        return traffic
+
+    @field_validator("sticky_header")
+    @classmethod
+    def _header_name(cls, name: str | None) -> str | None:
+        if name is not None and not HEADER_NAME.fullmatch(name):
+            raise PydanticCustomError("header_name", "an HTTP header name: 1 to 64 letters, digits or -")
+        return name
 
 
 def read_model_config(path: Path | None) -> ModelConfig:

@@ -9,11 +9,11 @@ or that class's name (``"virginica"``). Every pair is counted in
 ``model_server_predictions_total`` has them); Prometheus turns the counts into live accuracy
 (prometheus/rules/quality.yml). Nothing else is kept: no request ids, no rows.
 
-Unversioned URLs attribute the feedback to the newest loaded version: the one an unversioned
-request would be answered by now. A client that knows which version predicted (the
-``X-Model-Version`` header of ``/predict``, ``model_version`` of a V2 response) should send to the
-versioned URL, so that feedback on predictions made before a rollout counts for the version
-that made them.
+Unversioned URLs attribute the feedback to the model's primary version: the newest loaded one, or
+during a rollout the one that takes the largest share of the traffic (rollout.py). A client that
+knows which version predicted (the ``X-Model-Version`` header of ``/predict``, ``model_version``
+of a V2 response) should send to the versioned URL, so that feedback on predictions made before a
+rollout counts for the version that made them.
 
 Answer: ``{"model_name", "model_version", "accepted": <pairs counted>}``; a request is counted
 entirely or not at all.
@@ -27,7 +27,7 @@ from flask import Blueprint, Response, jsonify
 
 from ..errors import unprocessable
 from ..registry import Servable
-from ..state import default_servable, servable, server_state
+from ..state import Unversioned, default_servable, servable, server_state
 from ..validation import class_positions, json_object
 
 bp = Blueprint("feedback", __name__)
@@ -37,13 +37,13 @@ KNOWN_CLASSES_SHOWN = 10  # an unknown class's error lists this many of the mode
 
 @bp.post("/feedback")
 def default_feedback() -> Response:
-    return _feedback(default_servable())
+    return _feedback(default_servable(Unversioned.PRIMARY))
 
 
 @bp.post("/v2/models/<name>/feedback")
 @bp.post("/v2/models/<name>/versions/<version>/feedback")
 def model_feedback(name: str, version: str | None = None) -> Response:
-    return _feedback(servable(name, version))
+    return _feedback(servable(name, version, Unversioned.PRIMARY))
 
 
 def _feedback(target: Servable) -> Response:
@@ -113,6 +113,7 @@ OPENAPI_RESPONSE = {
 OPENAPI_DESCRIPTION = (
     "Counts each (prediction, truth) pair in model_server_feedback_total, for live accuracy. Items are classes as "
     "/predict returns them or class names; both arrays have the same length. Unversioned URLs attribute the "
-    "feedback to the newest loaded version: send to the versioned URL (the X-Model-Version that answered) when "
-    "the predictions may come from an older one."
+    "feedback to the primary version (the newest loaded, or during a rollout the one with the largest traffic "
+    "share): send to the versioned URL (the X-Model-Version that answered) when the predictions may come from "
+    "another one."
 )

@@ -4,8 +4,9 @@
 ``{"features": [[...], [...]]}``; ``"return_probabilities": true`` adds ``probabilities``
 (one row per input row, columns in the order of ``classes``).
 
-It serves the default model (DEFAULT_MODEL, or the only model in the repository), its newest
-loaded version; ``X-Model-Version`` says which version answered.
+It serves the default model (DEFAULT_MODEL, or the only model in the repository): its newest
+loaded version, or the version its traffic split picks (rollout.py); ``X-Model-Version`` says
+which version answered.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..errors import unprocessable
-from ..state import default_servable, infer, server_state
+from ..state import Unversioned, default_servable, infer, server_state
 from ..validation import json_object, matrix_from_features
 
 bp = Blueprint("predict", __name__)
@@ -24,7 +25,7 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 @bp.post("/predict")
 def predict() -> Response:
     body = json_object()
-    model = default_servable()
+    model = default_servable(Unversioned.ROUTED)
     description = model.description
     if "features" not in body:
         raise unprocessable("missing 'features': send {\"features\": [..." + f"{description.n_features} numbers]}}")

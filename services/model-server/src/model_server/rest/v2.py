@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..errors import bad_request, unprocessable
 from ..predictor import ModelDescription, Prediction
-from ..state import infer, request_snapshot, servable, server_state
+from ..state import Unversioned, infer, request_snapshot, servable, server_state
 from ..validation import json_object, matrix_from_tensor, numbers_from_values, tensor_values
 from . import repository
 from .v2_schema import (
@@ -108,7 +108,7 @@ def model_ready(name: str, version: str | None = None) -> tuple[Response, int]:
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
 def model_infer(name: str, version: str | None = None) -> Response:
-    target = servable(name, version)  # this request's version, kept to its end
+    target = servable(name, version, Unversioned.ROUTED)  # this request's version, kept to its end
     model = target.description
     payload, binary = _read_request()
     try:

@@ -1,4 +1,4 @@
-"""Load through nginx for the end-to-end and Swarm tests: counts statuses and who answered."""
+"""Load through nginx for the end-to-end and Swarm tests: counts statuses and who answered (needs `requests`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class LoadResult:
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     upstreams: Counter[str] = field(default_factory=Counter)  # answering replica's IP -> requests
+    # (time.monotonic() when answered, X-Model-Version) of every answer, in the order they came
+    versions: list[tuple[float, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     retried: int = 0  # answered after nginx tried more than one replica
     seconds: float = 0.0
@@ -68,14 +70,16 @@ def send_load(
                 try:
                     response = session.post(url, json=body or TUTORIAL_BODY, headers=headers, timeout=30)
                     status, upstream = response.status_code, response.headers.get("X-Upstream-Addr", "")
+                    version = response.headers.get("X-Model-Version", "")
                 except requests.RequestException as exc:
-                    status, upstream = 0, ""
+                    status, upstream, version = 0, "", ""
                     with lock:
                         result.errors.append(repr(exc))
                 with lock:
                     result.statuses[status] += 1
                     result.upstreams[answering_replica(upstream)] += 1
                     result.retried += "," in upstream or " : " in upstream
+                    result.versions.append((time.monotonic(), version))
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:

@@ -1,0 +1,162 @@
+"""Shadow traffic: run served requests again on a candidate version, compare, never answer with it.
+
+A request chosen for the shadow (:func:`.rollout.shadowed`) is answered by its served version as
+usual; then it hands its rows and the served answer to this worker's :class:`ShadowRunner` (an
+append to a queue, microseconds) and returns. The runner, a background thread (a greenlet under
+gevent), takes whatever is queued, runs the rows of each shadow version in one model call, and
+compares each request's shadow answer with its served one. So the shadow never delays a served
+response beyond that append, its failure never reaches the client, and it never counts as the
+served request: the request metrics, the predictions and the drift counters are the served
+version's alone. What it records:
+
+- ``model_server_shadow_requests_total{model, version, primary, result}``: every shadowed
+  request exactly once, ``version`` the shadow and ``primary`` the served version: ``agree``
+  (every row got the same class), ``disagree``, ``error`` (the shadow call raised; logged once
+  per version and error), or ``dropped`` (the queue already held SHADOW_QUEUE_ROWS rows: a shadow
+  slower than the traffic sheds load rather than memory);
+- ``model_server_shadow_probability_difference``: per request, the mean absolute difference of
+  the two versions' class probabilities (when both have them, over the same classes);
+- ``model_server_inference_duration_seconds`` of the shadow version: its model calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import metrics
+from .predictor import Prediction
+from .registry import Servable
+
+log = logging.getLogger(__name__)
+
+AGREE, DISAGREE, ERROR, DROPPED = "agree", "disagree", "error", "dropped"
+RESULTS = (AGREE, DISAGREE, ERROR, DROPPED)
+
+
+@dataclass(frozen=True, eq=False)
+class ShadowJob:
+    shadow: Servable
+    primary_version: str
+    rows: np.ndarray
+    served: Prediction  # probabilities set only when they are to be compared
+
+
+def compares_probabilities(served: Servable, shadow: Servable) -> bool:
+    """Whether both versions give probabilities over the same classes, in the same order."""
+    a, b = served.description, shadow.description
+    return a.has_probabilities and b.has_probabilities and a.classes == b.classes
+
+
+class ShadowRunner:
+    """One per worker process: a bounded queue of shadow jobs and the thread that runs them."""
+
+    def __init__(self, max_queued_rows: int) -> None:
+        self._max_rows = max_queued_rows
+        self._jobs: deque[ShadowJob] = deque()
+        self._queued_rows = 0
+        self._busy = False
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._logged: set[tuple[str, str, str]] = set()
+
+    def submit(self, job: ShadowJob) -> None:
+        """Queue a job (never blocks, never raises for the shadow's sake); a full queue drops it, counted."""
+        with self._lock:
+            if self._queued_rows + len(job.rows) > self._max_rows:
+                dropped = True
+            else:
+                dropped = False
+                self._jobs.append(job)
+                self._queued_rows += len(job.rows)
+                self._changed.notify_all()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run_forever, name="shadow", daemon=True)
+                    self._thread.start()
+        if dropped:
+            _count(job, DROPPED)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued job was compared (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._jobs or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def _run_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not self._jobs:
+                    self._changed.wait()
+                jobs = list(self._jobs)
+                self._jobs.clear()
+                self._queued_rows = 0
+                self._busy = True
+            try:
+                self.run(jobs)
+            except Exception:  # a bug here must not stop the shadow for good
+                log.exception("shadow comparison failed")
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._changed.notify_all()
+
+    def run(self, jobs: list[ShadowJob]) -> None:
+        """Run and compare ``jobs``: one model call per shadow version (and probabilities wanted or not)."""
+        groups: dict[tuple[int, int, bool], list[ShadowJob]] = {}
+        for job in jobs:  # rows of one width (served versions may differ) and one output kind per call
+            key = (id(job.shadow), job.rows.shape[1], job.served.probabilities is not None)
+            groups.setdefault(key, []).append(job)
+        for (_, _, with_probabilities), group in groups.items():
+            shadow = group[0].shadow
+            try:
+                prediction = shadow.predictor.predict_quietly(
+                    np.concatenate([j.rows for j in group]), with_probabilities
+                )
+            except Exception as exc:
+                self._log_once(shadow, exc)
+                for job in group:
+                    _count(job, ERROR)
+                continue
+            start = 0
+            for job in group:
+                end = start + len(job.rows)
+                _compare(job, prediction.labels[start:end], _rows(prediction.probabilities, start, end))
+                start = end
+
+    def _log_once(self, shadow: Servable, exc: Exception) -> None:
+        key = (shadow.name, str(shadow.version), type(exc).__name__)
+        if key not in self._logged:
+            self._logged.add(key)
+            log.error(
+                "shadow version failed; the served answers are unaffected",
+                extra={"model": shadow.name, "version": str(shadow.version), "reason": f"{key[2]}: {exc}"},
+            )
+
+
+def _rows(probabilities: np.ndarray | None, start: int, end: int) -> np.ndarray | None:
+    return None if probabilities is None else probabilities[start:end]
+
+
+def _compare(job: ShadowJob, labels: np.ndarray, probabilities: np.ndarray | None) -> None:
+    agree = bool(np.array_equal(labels, job.served.labels))
+    _count(job, AGREE if agree else DISAGREE)
+    if probabilities is not None and job.served.probabilities is not None:
+        difference = float(np.abs(probabilities - job.served.probabilities).mean())
+        d = job.shadow.description
+        metrics.SHADOW_PROBABILITY_DIFFERENCE.labels(d.name, d.version, job.primary_version).observe(difference)
+
+
+def _count(job: ShadowJob, result: str) -> None:
+    d = job.shadow.description
+    metrics.SHADOW_REQUESTS.labels(d.name, d.version, job.primary_version, result).inc()
