@@ -12,6 +12,19 @@ from pathlib import Path
 from typing import Any
 
 ORDER = ["tutorial", "direct", "direct-nobatch", "stack", "mlserver"]
+# The performance guard (bench/benchmark/features.py): one replica, each request-path feature on.
+GUARD = {
+    "f-none": "baseline: 1 model x 1 version, drift off",
+    "f-drift": "+ drift counting",
+    "f-repository": "+ 2 models x 2 versions",
+    "f-canary": "+ canary 10 %",
+    "f-shadow": "+ shadow 100 %",
+    "f-reload": "2 x 2, then reload cycles",
+}
+FEATURE_BUDGET = 0.05  # each feature's share of a replica's req/s at c=16 (the shadow's is reported)
+SHADOW_P50_BUDGET_MS = 1.0  # what a 100 % shadow may add to the served p50 at c=1
+NGINX_BUDGET_US = 70  # nginx CPU per proxied request
+STACK_VS_MLSERVER = 10.0  # the full stack's req/s at c=16 over MLServer's, with every feature on
 SHORT = {
     "tutorial": "a) tutorial app",
     "direct": "b) 1 replica direct",
@@ -34,8 +47,43 @@ def _runs(results: dict[str, Any], key: str) -> dict[int, dict[str, Any]]:
 
 
 def _systems(results: dict[str, Any]) -> list[str]:
+    """The compared systems (a-d) present, in report order; the guard's rows are :func:`guard_rows`."""
     present = results.get("systems", {})
-    return [k for k in ORDER if k in present] + [k for k in present if k not in ORDER]
+    return [k for k in ORDER if k in present] + [k for k in present if k not in ORDER and k not in GUARD]
+
+
+def _cpu_us(run: dict[str, Any] | None) -> float | None:
+    """CPU µs of the system under test per answered request."""
+    if not run or not run.get("rps"):
+        return None
+    return sum(run["cpu"]["components_cores"].values()) / run["rps"] * 1e6
+
+
+def guard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each guard row against the baseline: req/s at c=16 and its change, p50 at c=1 and its change, CPU, memory."""
+    base = _runs(results, "f-none")
+    rows = []
+    for key in GUARD:
+        runs = _runs(results, key)
+        if key not in results.get("systems", {}):
+            continue
+        rps, base_rps = _get(runs, 16, "rps"), _get(base, 16, "rps")
+        p50, base_p50 = _get(runs, 1, "latency_ms", "p50"), _get(base, 1, "latency_ms", "p50")
+        memory = (runs.get(16) or {}).get("memory_mid_run", {}).get("replica", {})
+        rows.append(
+            {
+                "key": key,
+                "status": results["systems"][key].get("status"),
+                "rps_c16": rps,
+                "rps_change": round(rps / base_rps - 1, 4) if rps and base_rps else None,
+                "p50_c1_ms": p50,
+                "p50_change_ms": _round_delta(p50, base_p50),
+                "cpu_us_c16": _cpu_us(runs.get(16)),
+                "memory_mib": memory.get("resident_mib", memory.get("usage_mib")),
+                "reload_cycles": results["systems"][key].get("reload_cycles"),
+            }
+        )
+    return rows
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -135,6 +183,9 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     }
     if nobatch:
         out["batching_on_vs_off_direct"] = {c: pair(direct, nobatch, c) for c in sorted(nobatch)}
+    guard = guard_rows(results)
+    if guard:
+        out["performance_guard"] = guard
     return out
 
 
@@ -302,6 +353,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     else:
         lines += [f"**Batching p99 delta at c=1**: not measured — {batching.get('note', 'no batching toggle')}.", ""]
 
+    lines += _guard_section(results, _runs(results, "stack"), _runs(results, "mlserver"), cost_rows, conc)
     lines += ["## Settings", ""]
     stack_s = settings.get("stack", {})
     direct_s = settings.get("direct", {})
@@ -379,6 +431,76 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _guard_section(
+    results: dict[str, Any], stack: dict, ml: dict, cost_rows: list[tuple[float, ...] | None], conc: list[int]
+) -> list[str]:
+    """The performance guard: each feature's cost against the baseline, and the targets with every feature on."""
+    rows = guard_rows(results)
+    if not rows:
+        return []
+    lines = [
+        "## Performance guard",
+        "",
+        "One replica (system b: the same CPUs, memory and workers) serving a host repository built from the "
+        "image's model, with one request-path feature on per row (`bench/benchmark/features.py`); the full stack "
+        "(c) above ran with **every feature on** (2 models x 2 versions, drift counting, a 10 % canary, a 100 % "
+        "shadow). Change = against the baseline row, in the same run.",
+        "",
+        "| row | req/s c=16 | change | p50 c=1 ms | change | CPU µs/request c=16 | memory MiB (replica) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        if row["status"] != "ok":
+            lines.append(f"| {GUARD[row['key']]} | failed | | | | | |")
+            continue
+        change = "–" if row["rps_change"] is None else f"{row['rps_change']:+.1%}"
+        p50_change = "–" if row["p50_change_ms"] is None else f"{row['p50_change_ms']:+.2f} ms"
+        lines.append(
+            f"| {GUARD[row['key']]} | {_fmt(row['rps_c16'], 0)} | {change} | {_fmt(row['p50_c1_ms'])} | "
+            f"{p50_change} | {_fmt(row['cpu_us_c16'], 0)} | {_fmt(row['memory_mib'], 0)} |"
+        )
+    lines.append("")
+    verdicts = []
+    for row in rows:
+        if row["key"] in ("f-drift", "f-repository", "f-canary") and row["rps_change"] is not None:
+            ok = row["rps_change"] >= -FEATURE_BUDGET
+            verdicts.append(
+                f"{'✅' if ok else '❌'} {GUARD[row['key']]}: {row['rps_change']:+.1%} of the baseline's req/s at c=16 "
+                f"(budget −{FEATURE_BUDGET:.0%})"
+            )
+        if row["key"] == "f-shadow" and row["p50_change_ms"] is not None:
+            ok = row["p50_change_ms"] <= SHADOW_P50_BUDGET_MS
+            verdicts.append(
+                f"{'✅' if ok else '❌'} 100 % shadow: p50 at c=1 {row['p50_change_ms']:+.2f} ms (budget "
+                f"+{SHADOW_P50_BUDGET_MS:.0f} ms); it runs the model twice: req/s at c=16 {row['rps_change']:+.1%}"
+            )
+        cycles = row.get("reload_cycles")
+        if cycles:
+            before = cycles["memory_before"].get("replica", {})
+            after = cycles["memory_after"].get("replica", {})
+            verdicts.append(
+                f"memory of the replica with 2 x 2 loaded: {_fmt(before.get('resident_mib'), 0)} MiB; after "
+                f"{cycles['cycles']} reload cycles ({cycles['seconds']} s): {_fmt(after.get('resident_mib'), 0)} MiB"
+            )
+    c16 = 16 if 16 in conc else None
+    ratio = _get(stack, 16, "rps") / _get(ml, 16, "rps") if _get(stack, 16, "rps") and _get(ml, 16, "rps") else None
+    if ratio is not None:
+        lower_p99 = (_get(stack, 16, "latency_ms", "p99") or 0) < (_get(ml, 16, "latency_ms", "p99") or 0)
+        ok = ratio >= STACK_VS_MLSERVER and lower_p99
+        verdicts.append(
+            f"{'✅' if ok else '❌'} full stack, every feature on, vs MLServer at c=16: {ratio:.2f}× the req/s "
+            f"(target ≥ {STACK_VS_MLSERVER:.0f}×), p99 {'lower' if lower_p99 else 'NOT lower'}"
+        )
+    if c16 is not None and cost_rows and cost_rows[conc.index(16)]:
+        nginx_us = cost_rows[conc.index(16)][2]
+        ok = nginx_us <= NGINX_BUDGET_US
+        verdicts.append(
+            f"{'✅' if ok else '❌'} nginx: {nginx_us:.0f} µs of CPU per proxied request at c=16 "
+            f"(budget {NGINX_BUDGET_US} µs)"
+        )
+    return [*lines, *[f"- {v}" for v in verdicts], ""]
 
 
 def render_png(results: dict[str, Any], path: Path) -> None:

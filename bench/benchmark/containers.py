@@ -34,6 +34,7 @@ class Direct(System):
     def __init__(self, key: str, label: str, extra_env: dict[str, str] | None = None) -> None:
         super().__init__(key, label)
         self.extra_env = extra_env or {}
+        self.mounts: list[str] = []  # docker run -v, e.g. a host repository read-only at /models
         self.container_name: str | None = None
 
     def start(self, ctx: Context) -> None:
@@ -45,6 +46,8 @@ class Direct(System):
             args += ["--label", f"{key}={value}"]
         args += ["--cpus", str(s.direct_cpus), "--memory", s.direct_memory]
         args += ctx.replica_hardening  # the compose service's, so the replica runs as it does in the stack
+        for mount in self.mounts:
+            args += ["-v", mount]
         for key, value in sorted(env.items()):
             args += ["-e", f"{key}={value}"]
         container_id = run([*args, s.image], timeout=60).strip()
@@ -115,6 +118,8 @@ class Stack(System):
             "NGINX_RATE_BURST": s.rate_burst,
             "rate limit note": "raised from the defaults (100r/s, burst 200) so the limiter does not throttle wrk",
             "address": f"{target}; nginx's port is not published (compose override: ports !reset)",
+            "features": "every request-path feature on (bench/benchmark/features.py ALL_ON): a host repository "
+            "with 2 models x 2 versions, drift counting, a 10 % canary and a 100 % shadow of the served model",
             "model environment": {k: v for k, v in container_env(inspect(replicas[0].id)).items() if k != "API_KEYS"},
         }
         row = {"features": TUTORIAL_ROW}

@@ -21,6 +21,7 @@ from tests.support.compose import COMPOSE_FILE, ComposeProject
 from tests.support.docker import hardening_flags
 
 from .client import connect, post_json
+from .features import ALL_ON, MODEL, build_repository
 from .model import IMAGE_MODEL_DIR, TUTORIAL_ROW, check_rows, load_model_dir, retrained_agrees, write_artifacts
 from .settings import Settings
 from .systems import System
@@ -31,6 +32,8 @@ class Context:
         self.settings = settings
         self.run_label = {"bench.run": settings.bench_id}  # on every container the run starts outside compose
         self.model_pickle = settings.run_dir / "tutorial" / "model.pkl"
+        self.image_model_dir = settings.run_dir / "image-model"  # the image's iris-rf/1, copied out
+        self.stack_repository = settings.run_dir / "repo-stack"  # what the stack serves: every feature on
         self.rows: list[list[float]] = []
         self.expected: list[Any] = []
         self.model_info: dict[str, Any] = {}
@@ -75,12 +78,17 @@ class Context:
         (self.nginx_port,) = (int(port["target"]) for port in services["nginx"]["ports"])
         self.project.compose("build", "model", timeout=1200)
         self._copy_model()
+        # The stack runs with every feature of the request path on (features.ALL_ON), from a host repository.
+        build_repository(self.stack_repository, self.image_model_dir, ALL_ON)
+        self.project.env.update(
+            {"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(self.stack_repository), "DEFAULT_MODEL": MODEL}
+        )
 
     def _copy_model(self) -> None:
         """The model the replicas serve, copied out of the image, checked, loaded and re-saved for the others."""
         s = self.settings
         copy_name = f"bench-{s.bench_id}-modelcopy"
-        image_model = s.run_dir / "image-model"
+        image_model = self.image_model_dir
         labels = [arg for key, value in self.run_label.items() for arg in ("--label", f"{key}={value}")]
         run(["docker", "create", "--name", copy_name, *labels, s.image], timeout=60)
         try:

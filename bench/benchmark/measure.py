@@ -140,6 +140,7 @@ def measure(ctx: Context, system: System, concurrency: list[int]) -> dict[str, A
         log(f"{system.key}: up in {result['startup_s']}s at {system.target}; {len(ctx.rows)} answers correct")
         for c in concurrency:
             result["runs"].append(measure_concurrency(s, system, c))
+        result.update(system.after_runs(ctx))
         result["check_after"] = ctx.check(system)
         result["status"] = "ok"
     except (Failed, OSError, http.client.HTTPException, KeyError, ValueError) as exc:

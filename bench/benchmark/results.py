@@ -81,6 +81,12 @@ def settings_section(
             "nginx_rate_burst": s.rate_burst,
         },
         "direct": {"gunicorn_workers": s.direct_workers, "cpus": s.direct_cpus, "memory": s.direct_memory},
+        "performance_guard": {
+            "rows": s.features,
+            "concurrency": s.feature_concurrency,
+            "reload_cycles": s.reload_cycles,
+            "note": "system (b) on a host repository per row, one request-path feature on (features.py)",
+        },
         "model_env_extra": s.model_env,
         "batching": {
             "compared": batching_on,

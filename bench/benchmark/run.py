@@ -14,6 +14,7 @@ from tests.support.commands import Failed
 
 from .containers import Direct, Stack
 from .context import Context
+from .guarded import Guarded
 from .hosts import MLServer, Tutorial
 from .measure import foreign_containers, log, measure
 from .results import batching_toggle, environment, server_sources, settings_section
@@ -34,6 +35,8 @@ def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
         systems.append(catalog[key])
         if key == "direct" and batching_on:
             systems.append(Direct("direct-nobatch", "b') 1 replica direct, batching off", s.batch_off_env))
+    for key in s.features:  # the performance guard, after the comparison
+        systems.append(Guarded(key, s.reload_cycles if key == "f-reload" else 0))
     return systems
 
 
@@ -61,7 +64,13 @@ def main() -> int:
         results["model"] = ctx.model_info
         results["environment"] = environment(s)
         for system in systems:
-            concurrency = s.batch_concurrency if system.key == "direct-nobatch" else s.concurrency
+            concurrency = (
+                s.batch_concurrency
+                if system.key == "direct-nobatch"
+                else s.feature_concurrency
+                if isinstance(system, Guarded)
+                else s.concurrency
+            )
             results["systems"][system.key] = measure(ctx, system, concurrency)
     except Failed as exc:
         results["error"] = str(exc)

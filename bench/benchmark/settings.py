@@ -19,6 +19,8 @@ from typing import TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 SYSTEMS = ("tutorial", "mlserver", "direct", "stack")
+# The performance guard's rows (features.py): one replica with each request-path feature on.
+FEATURE_ROWS = ("f-none", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload")
 # model_server.config: batch_max_rows "0 turns micro-batching off".
 DEFAULT_BATCH_OFF_ENV = "BATCH_MAX_ROWS=0"
 MIB = 1024 * 1024
@@ -28,6 +30,7 @@ KNOWN_VARIABLES = frozenset(
     {
         "BENCH_BATCH_CONCURRENCY", "BENCH_BATCH_OFF_ENV", "BENCH_CACHE_DIR", "BENCH_CONCURRENCY",
         "BENCH_DIRECT_CPUS", "BENCH_DIRECT_MEMORY", "BENCH_DIRECT_WORKERS", "BENCH_DISTURBED_CORES",
+        "BENCH_FEATURES", "BENCH_FEATURE_CONCURRENCY", "BENCH_RELOAD_CYCLES",
         "BENCH_DISTURBED_RETRIES", "BENCH_DURATION", "BENCH_ID", "BENCH_IDLE_CORES", "BENCH_IDLE_WAIT",
         "BENCH_IMAGE", "BENCH_MLSERVER_PARALLEL_WORKERS", "BENCH_MLSERVER_PYTHON", "BENCH_MLSERVER_VENV",
         "BENCH_MODEL_CPUS", "BENCH_MODEL_ENV", "BENCH_MODEL_MEMORY", "BENCH_PROJECT", "BENCH_PYTHON",
@@ -112,6 +115,9 @@ class Settings:
     disturbed_cores: float
     disturbed_retries: int
     wait_budget: float  # seconds left for idle waits and repeated runs, over the whole run
+    features: list[str]  # the performance guard's rows to run (FEATURE_ROWS)
+    feature_concurrency: list[int]
+    reload_cycles: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], cpu_count: int, python: str, now: int = 0, pid: int = 0) -> Settings:
@@ -147,6 +153,10 @@ class Settings:
         unknown = [key for key in systems if key not in SYSTEMS]
         if unknown:
             raise SettingsError(f"unknown system {unknown[0]!r} in BENCH_SYSTEMS (known: {', '.join(SYSTEMS)})")
+        features = (env.get("BENCH_FEATURES", " ".join(FEATURE_ROWS))).split()
+        unknown = [key for key in features if key not in FEATURE_ROWS]
+        if unknown:
+            raise SettingsError(f"unknown row {unknown[0]!r} in BENCH_FEATURES (known: {', '.join(FEATURE_ROWS)})")
         bench_id = env.get("BENCH_ID") or f"{now}-{pid}"
         replicas = number("BENCH_REPLICAS", "3", int, 1)
         workers = number("BENCH_WORKERS", "1", int, 1) if env.get("BENCH_WORKERS") else None
@@ -191,4 +201,7 @@ class Settings:
             disturbed_cores=number("BENCH_DISTURBED_CORES", "0.3", float, 0.0),
             disturbed_retries=number("BENCH_DISTURBED_RETRIES", "1", int, 0),
             wait_budget=number("BENCH_WAIT_BUDGET", "240", float, 0.0),
+            features=features,
+            feature_concurrency=numbers("BENCH_FEATURE_CONCURRENCY", "16 1"),
+            reload_cycles=number("BENCH_RELOAD_CYCLES", "50", int, 0),
         )

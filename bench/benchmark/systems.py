@@ -47,6 +47,10 @@ class System:
     def stop(self, ctx: Context) -> None:
         raise NotImplementedError
 
+    def after_runs(self, ctx: Context) -> dict[str, Any]:
+        """What a system measures after its runs, while it still runs (added to its results)."""
+        return {}
+
     def body(self, row: list[float]) -> Any:
         return {"features": row}
 

@@ -27,9 +27,14 @@ ROOT = Path(__file__).resolve().parents[3]
 ADDRESSES = ROOT / "tests" / "support" / "addresses.py"
 # Everything that sends traffic: the benchmark, the support package, the e2e and Swarm tests.
 TRAFFIC = sorted(
-    {*ROOT.glob("bench/**/*.py"), *ROOT.glob("tests/support/*.py"), *ROOT.glob("tests/e2e/*.py"),
-     *ROOT.glob("tests/swarm/*.py")}
-)  # fmt: skip
+    {
+        *ROOT.glob("bench/*.py"),
+        *ROOT.glob("bench/benchmark/*.py"),
+        *ROOT.glob("tests/support/*.py"),
+        *ROOT.glob("tests/e2e/*.py"),
+        *ROOT.glob("tests/swarm/*.py"),
+    }
+)  # fmt: skip (bench/.cache holds the benchmark's venvs, not its code)
 # The code that chooses addresses: the benchmark's package and the drivers of the stacks under test.
 CHOOSERS = sorted(
     {*ROOT.glob("bench/benchmark/*.py"), *ROOT.glob("tests/support/*.py"), ROOT / "tests" / "e2e" / "stack.py",

@@ -23,6 +23,15 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.mlserver_parallel_workers is None
     assert (s.bench_id, s.project) == ("1700000000-42", "bench-1700000000-42")
     assert s.run_dir == Path(__file__).resolve().parents[3] / "bench" / "results" / "tmp"
+    assert s.features == ["f-none", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload"]
+    assert (s.feature_concurrency, s.reload_cycles) == ([16, 1], 50)
+
+
+def test_the_guard_rows_can_be_chosen_or_left_out() -> None:
+    assert settings(BENCH_FEATURES="f-none f-shadow").features == ["f-none", "f-shadow"]
+    assert settings(BENCH_FEATURES="").features == []
+    with pytest.raises(SettingsError, match="unknown row 'f-gpu' in BENCH_FEATURES"):
+        settings(BENCH_FEATURES="f-none f-gpu")
 
 
 def test_the_direct_replica_gets_the_stacks_workers_and_the_cpu_its_replicas_can_use_together() -> None:

@@ -3,8 +3,9 @@
 A request chosen for the shadow (:func:`.rollout.shadowed`) is answered by its served version as
 usual; then it hands its rows and the served answer to this worker's :class:`ShadowRunner` (an
 append to a queue, microseconds) and returns. The runner, a background thread (a greenlet under
-gevent), takes whatever is queued, runs the rows of each shadow version in one model call, and
-compares each request's shadow answer with its served one. So the shadow never delays a served
+gevent), wakes at the first job, lets more gather for ``GATHER_SECONDS``, takes whatever is
+queued, runs the rows of each shadow version in one model call, and compares each request's
+shadow answer with its served one. So the shadow never delays a served
 response beyond that append, its failure never reaches the client, and it never counts as the
 served request: the request metrics, the predictions and the drift counters are the served
 version's alone. What it records:
@@ -36,6 +37,9 @@ from .registry import Servable
 log = logging.getLogger(__name__)
 
 AGREE, DISAGREE, ERROR, DROPPED = "agree", "disagree", "error", "dropped"
+# Once woken, the runner lets this much traffic gather before it takes the queue: one model call
+# then serves many shadowed requests, not one each (a shadow's answer is never awaited).
+GATHER_SECONDS = 0.02
 RESULTS = (AGREE, DISAGREE, ERROR, DROPPED)
 
 
@@ -98,6 +102,8 @@ class ShadowRunner:
             with self._lock:
                 while not self._jobs:
                     self._changed.wait()
+            time.sleep(GATHER_SECONDS)
+            with self._lock:
                 jobs = list(self._jobs)
                 self._jobs.clear()
                 self._queued_rows = 0
