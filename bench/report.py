@@ -1,7 +1,7 @@
 """Render the benchmark's JSON as Markdown (tables, ratios) and a PNG (grouped bars: req/s and p99).
 
 ``python bench/report.py [bench/results/latest.json]`` writes ``latest.md`` and ``latest.png`` next
-to the JSON; bench/run calls it after bench.py, and it can re-render an old result file.
+to the JSON; bench/run calls it after the run (python -m bench.benchmark), and it can re-render an old result file.
 """
 
 from __future__ import annotations
