@@ -87,7 +87,7 @@ class ShadowRunner:
             _count(job, DROPPED)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until every queued job was compared (tests, shutdown); False on timeout."""
+        """Wait until every queued job was compared (the tests use it); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._jobs or self._busy:
