@@ -14,6 +14,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -59,6 +60,19 @@ def child_exit(server, worker):
     """A dead worker's live gauges (in-flight, ready, info) must stop counting."""
     if _metrics_dir:
         multiprocess.mark_process_dead(worker.pid)
+
+
+def pre_fork(server, worker):
+    """Keep the pages the workers share with the master shared.
+
+    Everything the master loaded (the libraries, the app, the models of ``preload_app``) is
+    shared with the workers copy-on-write. A full garbage collection in a worker writes to the
+    header of every object it scans and so copies each page it touches: after a few model reloads
+    (which allocate enough to trigger one) each worker held a private copy of about 45 MiB of the
+    master's memory. ``gc.freeze`` moves the master's objects out of the collector's reach
+    first, so a worker's collections scan only its own objects.
+    """
+    gc.freeze()
 
 
 def post_worker_init(worker):

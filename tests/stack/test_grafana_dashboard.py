@@ -275,7 +275,6 @@ def _uses(exprs, pattern):
             r"model_server_feature_value_sum.*/.*model_server_feature_value_count",
         ),
         ("training feature mean", r"model_server_feature_training_mean"),
-        ("feature value buckets", r"model_server_feature_value_bucket"),
         ("rows per request", r"model_server_request_rows_bucket"),
         ("nginx connections", r"nginx_connections_active"),
         ("nginx request rate", r"rate\(nginx_http_requests_total"),
@@ -301,12 +300,6 @@ def _uses(exprs, pattern):
 )
 def test_required_panels_present(dashboard, what, pattern):
     assert _uses(_all_exprs(dashboard), pattern), f"no panel query for {what} ({pattern})"
-
-
-def test_feature_value_heatmap_present(dashboard):
-    heatmaps = [p for p in _query_panels(dashboard) if p["type"] == "heatmap"]
-    exprs = [t["expr"] for p in heatmaps for t in p["targets"]]
-    assert any("model_server_feature_value_bucket" in e for e in exprs)
 
 
 def test_psi_panels_draw_the_watch_and_alert_lines(dashboard):

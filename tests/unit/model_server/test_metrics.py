@@ -21,7 +21,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from model_server import metrics
 from model_server.config import Settings
-from model_server.predictor import DRIFT_SAMPLE_ROWS
 from model_server.registry import Snapshot, State, VersionStatus
 from model_server.serving_metrics import ServingCollector, heldout_accuracy
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -50,7 +49,7 @@ def test_metrics_endpoint_format(client: FlaskClient) -> None:
         "model_server_predictions_total",
         "model_server_model_info",
         "model_server_model_ready",
-        "model_server_feature_value_bucket",
+        "model_server_feature_value_count",
         "model_server_feature_training_mean",
         "model_server_feature_bin_total",
         "model_server_feedback_total",
@@ -165,35 +164,22 @@ def test_request_rows(client: FlaskClient, path: str, route: str) -> None:
     assert sample("model_server_inference_duration_seconds_count", model=MODEL, version="1") == inference + 3
 
 
-def test_feature_values_per_feature(client: FlaskClient, rows: np.ndarray) -> None:
-    x = rows[::3][: DRIFT_SAMPLE_ROWS + 10]
-    assert len(x) > DRIFT_SAMPLE_ROWS
-    bounds = [float(b) for b in metrics.FEATURE_BUCKETS]
+def test_feature_values_count_and_sum_every_row_per_feature(client: FlaskClient, rows: np.ndarray) -> None:
+    x = rows[::3][:60]
 
-    def buckets(feature: str) -> list[float]:
-        return [
-            sample("model_server_feature_value_bucket", model=MODEL, version="1", feature=feature, le=str(b))
-            for b in bounds
-        ]
+    def count_and_sum(feature: str) -> tuple[float, float]:
+        labels = {"model": MODEL, "version": "1", "feature": feature}
+        return sample("model_server_feature_value_count", **labels), sample("model_server_feature_value_sum", **labels)
 
-    before = {
-        f: (sample("model_server_feature_value_count", model=MODEL, version="1", feature=f), buckets(f))
-        for f in FEATURES
-    }
+    before = {f: count_and_sum(f) for f in FEATURES}
 
     assert client.post("/predict", json={"features": x.tolist()}).status_code == 200
 
-    observed = x[:DRIFT_SAMPLE_ROWS]  # only the first rows of a request are sampled
     for column, feature in enumerate(FEATURES):
-        count, cumulative = before[feature]
-        assert (
-            sample("model_server_feature_value_count", model=MODEL, version="1", feature=feature)
-            == count + DRIFT_SAMPLE_ROWS
-        )
-        expected = [int((observed[:, column] <= b).sum()) for b in bounds]
-        assert [a - b for a, b in zip(buckets(feature), cumulative, strict=True)] == expected, feature
-    # (No _sum in-process: prometheus_client leaves it out of histograms with negative buckets
-    # unless in multiprocess mode; test_gunicorn checks it where production exposes it.)
+        (count, total), (count_after, total_after) = before[feature], count_and_sum(feature)
+        assert count_after - count == len(x), feature
+        # Compared as totals: fuzz tests before this one may have left a sum large enough to round a difference.
+        assert total_after == pytest.approx(total + x[:, column].sum(), rel=1e-12), feature
 
 
 def test_feature_values_are_capped_by_drift_max_features(app_factory) -> None:
@@ -283,11 +269,25 @@ def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, mon
     assert scraped(samples, "model_server_model_ready", model="flowers") == 0
 
 
+def _samples(registry: CollectorRegistry) -> dict[tuple[str, str, str], float]:
+    """{(sample name, feature, le): value} of a registry holding one metric labelled by ``feature``."""
+    return {
+        (s.name, s.labels["feature"], s.labels.get("le", "")): s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+
+
+# A bucket layout with negative, fractional and wide bounds, for the bulk observers.
+BUCKETS = (-100, -10, -1, -0.5, 0, 0.5, 1, 2.5, 5, 7.5, 10, 100, 1000)
+
+
 @pytest.mark.parametrize(
     "values",
     [
         # on every bound, just past it, below the first, past the last finite bound, repeats
-        [*metrics.FEATURE_BUCKETS, *(b + 0.25 for b in metrics.FEATURE_BUCKETS), -1e6, 1e6, 2.5, 2.5, 2.5],
+        [*BUCKETS, *(b + 0.25 for b in BUCKETS), -1e6, 1e6, 2.5, 2.5, 2.5],
         [0.0],
         [],
     ],
@@ -296,7 +296,7 @@ def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, mon
 def test_observe_many_equals_observe_per_value(values: list[float]) -> None:
     # observe_many reads prometheus_client's histogram internals: this pins it to observe()'s result.
     def histogram(registry: CollectorRegistry) -> metrics.Histogram:
-        return metrics.Histogram("h", "help", ["feature"], buckets=metrics.FEATURE_BUCKETS, registry=registry)
+        return metrics.Histogram("h", "help", ["feature"], buckets=BUCKETS, registry=registry)
 
     one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
     single = histogram(one_by_one).labels("x")
@@ -304,24 +304,16 @@ def test_observe_many_equals_observe_per_value(values: list[float]) -> None:
         single.observe(value)
     metrics.observe_many(histogram(bulk).labels("x"), np.array(values, dtype=np.float64))
 
-    def samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
-        return {
-            (s.name, s.labels.get("le", "")): s.value
-            for metric in registry.collect()
-            for s in metric.samples
-            if not s.name.endswith("_created")
-        }
-
-    assert samples(bulk) == samples(one_by_one)
-    assert samples(bulk)[("h_count", "")] == len(values)
+    assert _samples(bulk) == _samples(one_by_one)
+    assert _samples(bulk)[("h_count", "x", "")] == len(values)
 
 
 def test_observe_columns_equals_observe_per_value_per_column() -> None:
     rng = np.random.default_rng(3)
-    matrix = rng.choice(np.array([*metrics.FEATURE_BUCKETS, 0.25, 7.75, -500.0, 5000.0]), size=(40, 3))
+    matrix = rng.choice(np.array([*BUCKETS, 0.25, 7.75, -500.0, 5000.0]), size=(40, 3))
 
     def histograms(registry: CollectorRegistry) -> list:
-        h = metrics.Histogram("h", "help", ["feature"], buckets=metrics.FEATURE_BUCKETS, registry=registry)
+        h = metrics.Histogram("h", "help", ["feature"], buckets=BUCKETS, registry=registry)
         return [h.labels(name) for name in ("a", "b", "c")]
 
     one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
@@ -330,15 +322,27 @@ def test_observe_columns_equals_observe_per_value_per_column() -> None:
             histogram.observe(float(value))
     metrics.observe_columns(histograms(bulk), matrix)
 
-    def samples(registry: CollectorRegistry) -> dict:
-        return {
-            (s.name, s.labels["feature"], s.labels.get("le", "")): s.value
-            for metric in registry.collect()
-            for s in metric.samples
-            if not s.name.endswith("_created")
-        }
+    assert _samples(bulk) == _samples(one_by_one)
 
-    assert samples(bulk) == samples(one_by_one)
+
+def test_observe_column_sums_equals_observe_per_value_per_column() -> None:
+    matrix = np.random.default_rng(5).normal(3.0, 40.0, size=(37, 3))
+
+    def summaries(registry: CollectorRegistry) -> list:
+        s = metrics.Summary("s", "help", ["feature"], registry=registry)
+        return [s.labels(name) for name in ("a", "b", "c")]
+
+    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
+    for column, summary in enumerate(summaries(one_by_one)):
+        for value in matrix[:, column]:
+            summary.observe(float(value))
+    metrics.observe_column_sums(summaries(bulk), matrix)
+
+    expected = _samples(one_by_one)
+    assert _samples(bulk).keys() == expected.keys()
+    for key, value in _samples(bulk).items():
+        assert value == pytest.approx(expected[key], rel=1e-12), key
+    assert _samples(bulk)[("s_count", "b", "")] == 37
 
 
 # --- model quality: input bins, references, settings ------------------------------------------

@@ -22,6 +22,8 @@ UNMATCHED_ROUTE = "<unmatched>"
 QUIET_ROUTES = frozenset({"/metrics", "/v2/health/live", "/v2/health/ready"})
 # Requests that run a model: counted per model version too (model_server_model_requests_total).
 INFERENCE_ROUTES = frozenset({"/predict", "/v2/models/<name>/infer", "/v2/models/<name>/versions/<version>/infer"})
+_requests = metrics.Children(metrics.REQUESTS)  # by route, method, status
+_request_duration = metrics.Children(metrics.REQUEST_DURATION)  # by route, method
 
 access_log = logging.getLogger("model_server.access")
 
@@ -44,12 +46,11 @@ def register_request_hooks(app: Flask, log_requests: bool = False) -> None:
         elapsed = time.perf_counter() - g.get("start", time.perf_counter())
         if route != "/metrics":
             method = metrics.method_label(request.method)  # the client's own, unless a standard one
-            metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
-            metrics.REQUEST_DURATION.labels(route, method).observe(elapsed)
-            served = g.get("served")  # the model version that took the request (state.servable)
-            if served is not None and route in INFERENCE_ROUTES:
-                metrics.MODEL_REQUESTS.labels(served.name, served.version, str(response.status_code)).inc()
-                metrics.MODEL_REQUEST_DURATION.labels(served.name, served.version).observe(elapsed)
+            _requests(route, method, str(response.status_code)).inc()
+            _request_duration(route, method).observe(elapsed)
+            version_requests = g.get("version_requests")  # of the model version that took it (state.servable)
+            if version_requests is not None and route in INFERENCE_ROUTES:
+                version_requests.observe(response.status_code, elapsed)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         if not log_requests:
             return response

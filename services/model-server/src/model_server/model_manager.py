@@ -193,7 +193,7 @@ class RepositoryManager:
             self._refuse(name, version, before, f"{type(exc).__name__}: {exc}")
             return
         loaded[version] = servable
-        metrics.MODEL_REQUESTS.labels(name, str(version), "200")  # from 0: increase() counts its first requests
+        servable.predictor.requests.start_at_zero()
         model = servable.description
         problem = servable.predictor.reference_problem
         if problem:

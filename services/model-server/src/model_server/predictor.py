@@ -2,7 +2,7 @@
 
 :class:`Predictor` wraps a fitted scikit-learn estimator with the description the API needs
 (name, version, feature and class names) and records the model-side metrics of every call: the
-predicted classes, the input values (a sample, in histograms) and, for a version with reference
+predicted classes, the count and sum of the input values (for their mean) and, for a version with reference
 statistics, every input value in its reference bin (:mod:`.drift`). It also counts the feedback
 pairs (predicted class, true class) that clients send for the version.
 """
@@ -19,7 +19,6 @@ from . import drift, metrics
 from .artifact import Artifact, ModelLoadError
 from .runtime import select_runtime
 
-DRIFT_SAMPLE_ROWS = 32  # rows of each model call (a request, or a micro-batch) observed in the feature histograms
 MAX_CLASS_LABELS = 50  # more classes than this share one "other" metric label
 OTHER_CLASS = "other"
 # Feedback counters of every (predicted, truth) pair start at 0 for up to this many class labels
@@ -69,6 +68,7 @@ class Predictor:
         d = self.description
         self._ready = False
         self._inference_seconds = metrics.INFERENCE_DURATION.labels(d.name, d.version)
+        self.requests = metrics.VersionRequests(d.name, d.version)  # counted by http_hooks
         self._feature_values = [
             metrics.FEATURE_VALUE.labels(d.name, d.version, feature) for feature in d.feature_names[:drift_max_features]
         ]
@@ -128,7 +128,7 @@ class Predictor:
 
     def _observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
         self._feature_bins.observe(rows)  # first: it asserts that the rows are finite
-        metrics.observe_columns(self._feature_values, rows[:DRIFT_SAMPLE_ROWS])
+        metrics.observe_column_sums(self._feature_values, rows)
         if self._class_counters:
             values, counts = np.unique(labels, return_counts=True)
             for value, count in zip(values, counts, strict=True):

@@ -21,6 +21,7 @@ from .repository.layout import is_version
 from .shadow import ShadowJob, ShadowRunner, compares_probabilities
 
 log = logging.getLogger(__name__)
+_request_rows = metrics.Children(metrics.REQUEST_ROWS)  # by route
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def servable(name: str, version: str | None = None, unversioned: Unversioned = U
     except UnknownVersion:
         loaded = ", ".join(f"'{v}'" for v in snapshot.models[name]) or "none"
         raise not_found(f"model '{name}' has no version '{version}' loaded; loaded versions: {loaded}") from None
-    g.served = found.description  # the request metrics count it for this version (http_hooks)
+    g.version_requests = found.predictor.requests  # the request metrics count it for this version (http_hooks)
     return found
 
 
@@ -106,7 +107,7 @@ def infer(model: Servable, rows: np.ndarray, with_probabilities: bool = False) -
     A request whose micro-batch was interrupted by its leader's failure (which the leader's own
     request reports) did nothing wrong: it gets a 503 that invites a retry.
     """
-    metrics.REQUEST_ROWS.labels(request.url_rule.rule).observe(len(rows))
+    _request_rows(request.url_rule.rule).observe(len(rows))
     shadow: Servable | None = g.pop("shadow", None)
     compare_probabilities = shadow is not None and compares_probabilities(model, shadow)
     try:
