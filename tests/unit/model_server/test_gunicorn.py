@@ -552,6 +552,7 @@ def test_a_version_published_while_requests_flow_reaches_every_worker(tmp_path: 
             requests.post(server.url("/predict"), json={"features": ROW}, timeout=30).headers["X-Model-Version"]
             for _ in range(20)
         ]
+        samples = server.metrics()
     finally:
         stop_sending.set()
         for sender in senders:
@@ -567,3 +568,8 @@ def test_a_version_published_while_requests_flow_reaches_every_worker(tmp_path: 
     first_workers = set(server.worker_pids()[:2])
     assert served_2 == first_workers, "every worker served version 2"
     assert set(after_replacement) == {"2"}, after_replacement
+    # Version 1 is unloaded and its label sets dropped from the workers' metric objects
+    # (metrics.forget_version), yet its count stays exact: it lives in the workers' files.
+    answered_by_1 = sum(1 for *_, status, version, _ in answers if status == 200 and version == 1)
+    labels = {"model": MODEL, "version": "1", "status": "200"}
+    assert scraped(samples, "model_server_model_requests_total", **labels) == answered_by_1

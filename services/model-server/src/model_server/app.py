@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 
@@ -19,6 +21,24 @@ from .shadow import ShadowRunner
 from .state import ServerState
 
 log = logging.getLogger(__name__)
+
+
+class ModelServerFlask(Flask):
+    """Flask, deciding once per function whether it is a coroutine function.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every view and request hook on every call
+    (about four times a request); the answer never changes, so it is remembered.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        sync = self._sync.get(func)
+        if sync is None:
+            sync = self._sync[func] = super().ensure_sync(func)
+        return sync
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
         raise ModelLoadError(f"no servable model in {settings.model_repository}" + (f" ({reasons})" if reasons else ""))
 
-    app = Flask(__name__, static_folder=None)
+    app = ModelServerFlask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
