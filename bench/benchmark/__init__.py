@@ -2,7 +2,9 @@
 
 One system at a time: start it, check its answers against the model, drive it with wrk at each
 concurrency (a warm-up, then a measured run of fixed duration), record throughput, latency
-percentiles, errors, CPU and memory, stop it. Then write ``latest.json``; ``bench/report.py``
+percentiles, errors, CPU and memory, stop it. The decisive comparisons (the full stack against
+MLServer, each performance-guard row against its baseline) are then measured again in paired,
+interleaved rounds, their systems up together. Then write ``latest.json``; ``bench/report.py``
 renders ``latest.md`` and ``latest.png`` from it.
 
 Systems (same fitted model, same load generator, same row per request):
@@ -20,8 +22,11 @@ started (``direct``'s replica, the stack's nginx), read with ``docker inspect``
 Modules, each one concern: :mod:`.settings` (``BENCH_*``), :mod:`.context` (image, compose
 configuration, model files), :mod:`.model`, :mod:`.hosts` and :mod:`.containers` (the systems),
 :mod:`.client` (HTTP checks), :mod:`.resources` (reading CPU and memory) and :mod:`.usage` (its
-arithmetic), :mod:`.wrk` (command and report), :mod:`.measure` (one system), :mod:`.results` and
-:mod:`.run` (the run and its JSON).
+arithmetic), :mod:`.wrk` (command and report), :mod:`.measure` (one system), :mod:`.rounds` and
+:mod:`.interleaved` (the paired rounds: their arithmetic, running them), :mod:`.freeze` (the
+systems not measured, frozen meanwhile), :mod:`.features` and :mod:`.guarded` (the performance
+guard), :mod:`.results` and :mod:`.run` (the run and its JSON), ``report_*`` (bench/report.py's
+Markdown and PNG).
 
 Everything started here is recorded (process groups in ``pgid-*`` files, containers labelled
 ``bench.run=<id>``, compose project ``bench-<id>``) so that bench/run's trap can remove it even if

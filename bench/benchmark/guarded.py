@@ -1,4 +1,10 @@
-"""The performance guard's rows: system (b) on a host repository of its own (:mod:`.features`)."""
+"""The performance guard's rows: system (b) on a host repository of its own (:mod:`.features`).
+
+The rows run exactly as (b) does, the image's Docker health check included: they stay up together
+for their paired rounds (:mod:`.interleaved`), and while one is measured the others are frozen
+(:mod:`.freeze`), so their health checks take no CPU from it. Each row is ready when it answers
+``/v2/health/ready``, as (b) is.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from tests.support.commands import Failed
 
 from .client import connect, post_json
 from .containers import Direct
-from .features import FEATURES, MODEL, SECOND, build_repository
+from .features import FEATURES, MODEL, RELOAD_WARM_CYCLES, SECOND, build_repository, reload_growth
 from .measure import log
 
 if TYPE_CHECKING:
@@ -43,25 +49,39 @@ class Guarded(Direct):
         if not self.reload_cycles or self.repository is None:
             return {}
         before = self.memory()
-        started = time.monotonic()
+        warm: dict[str, Any] = {}
+        elapsed = 0.0
         newest = max(self.layout.models[SECOND])
-        for _ in range(self.reload_cycles):
+        for cycle in range(1, self.reload_cycles + 1):
             newest += 1
+            started = time.monotonic()
             self._publish(ctx.image_model_dir, newest)
-        elapsed = time.monotonic() - started
-        time.sleep(2)  # the unloaded versions' last requests end; the allocator settles
-        after = self.memory()
-        log(f"{self.key}: {self.reload_cycles} reload cycles in {elapsed:.1f}s; memory {before} -> {after}")
+            elapsed += time.monotonic() - started
+            if cycle == RELOAD_WARM_CYCLES and cycle < self.reload_cycles:
+                warm = self._settled_memory()
+        after = self._settled_memory()
+        growth = reload_growth(_resident(warm), _resident(after), RELOAD_WARM_CYCLES, self.reload_cycles)
+        log(
+            f"{self.key}: {self.reload_cycles} reload cycles in {elapsed:.1f}s; resident MiB {_resident(before)} "
+            f"before, {_resident(warm)} after {RELOAD_WARM_CYCLES}, {_resident(after)} after the last"
+        )
         return {
             "reload_cycles": {
                 "cycles": self.reload_cycles,
                 "seconds": round(elapsed, 1),
                 "memory_before": before,
+                "warm_cycles": RELOAD_WARM_CYCLES,
+                "memory_warm": warm,
                 "memory_after": after,
+                "growth_after_warm": growth,
                 "how": f"publish {SECOND}/<n+1> (copy to a hidden name, then mv; policy latest 2 unloads the "
                 "oldest), remove the oldest folder, wait until the replica serves <n+1> on 6 requests in a row",
             }
         }
+
+    def _settled_memory(self) -> dict[str, Any]:
+        time.sleep(2)  # the unloaded versions' last requests end; the allocator settles
+        return self.memory()
 
     def _publish(self, version_dir: Path, version: int) -> None:
         assert self.repository is not None
@@ -87,3 +107,8 @@ class Guarded(Direct):
             in_a_row = in_a_row + 1 if status == 200 else 0
             if status != 200:
                 time.sleep(0.1)
+
+
+def _resident(memory: dict[str, Any]) -> float | None:
+    """The replica's resident MiB (cgroup anonymous + mapped pages), the figure the report uses."""
+    return memory.get("replica", {}).get("resident_mib")

@@ -4,7 +4,10 @@ A measured run reads the system's CPU counters (and the engine's, and the host's
 just before wrk starts and just after it is reaped, samples memory half-way, and takes wrk's own
 CPU from ``wait4``'s rusage. A run during which other processes used more than
 ``BENCH_DISTURBED_CORES`` is measured again (within ``BENCH_WAIT_BUDGET``); the least disturbed
-attempt is kept.
+attempt is kept. :func:`measure` leaves the system running and :func:`stop` stops it, so that the
+systems of a comparison group can be up together for their paired rounds (:mod:`.interleaved`);
+the systems up meanwhile and not measured are frozen during each warm-up and measured run
+(:mod:`.freeze`), and :func:`stop` thaws a system before it stops it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from tests.support.commands import Failed, run
+from tests.support.waiting import wait_for
 
 from . import usage, wrk
+from .client import post_json
+from .freeze import frozen, thaw
+from .model import TUTORIAL_ROW
 from .resources import host_busy_seconds
 from .settings import BENCH_DIR, Settings
 from .systems import System
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from .context import Context
 
 WRK_DIR = BENCH_DIR / "wrk"
+SETTLE_S = 1.0  # after a thaw: time for a system's timers and health checks to catch up
 
 
 def log(message: str) -> None:
@@ -68,13 +77,26 @@ def wait_for_idle(settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_wrk(settings: Settings, system: System, concurrency: int, seconds: int, tag: str) -> dict[str, Any]:
-    """One wrk run; for the measured one (``tag`` "run"), the system's CPU and memory around and during it."""
+# What can go wrong with a system while it is measured: it is then recorded as failed, and the run goes on.
+MEASUREMENT_ERRORS = (Failed, OSError, http.client.HTTPException, KeyError, ValueError)
+
+
+def run_wrk(
+    settings: Settings,
+    system: System,
+    concurrency: int,
+    seconds: int,
+    tag: str,
+    measured: bool = False,
+    bystanders: Sequence[System] = (),
+) -> dict[str, Any]:
+    """One wrk run (its output in ``wrk-<system>-c<c>-<tag>.txt``); when ``measured``, the system's CPU and
+    memory around and during it, and the CPU the ``bystanders`` (systems up but not measured) used meanwhile."""
     threads = wrk.threads(settings.wrk_threads, concurrency)
     args = wrk.command(system.target, system.path, system.script, threads, concurrency, seconds, settings.wrk_timeout)
     out_path = settings.run_dir / f"wrk-{system.key}-c{concurrency}-{tag}.txt"
-    measured = tag == "run"
     cpu0 = system.cpu() if measured else {}
+    bystanders0 = [other.cpu() for other in bystanders] if measured else []
     engine0 = system.engine_cpu() if measured else {}
     throttle0 = system.throttling() if measured else {}
     busy0, t0 = host_busy_seconds(), time.monotonic()
@@ -114,6 +136,9 @@ def run_wrk(settings: Settings, system: System, concurrency: int, seconds: int, 
     engine = usage.cores(engine0, system.engine_cpu(), wall)
     cpu = usage.breakdown(components, engine, rusage.ru_utime + rusage.ru_stime, busy, wall)
     cpu["cfs_quota_throttling"] = usage.throttling(throttle0, system.throttling())
+    if bystanders:
+        used = [usage.cores(before, other.cpu(), wall) for other, before in zip(bystanders, bystanders0, strict=True)]
+        cpu["bystander_cores"] = round(sum(sum(cores.values()) for cores in used), 3)
     result = {"concurrency": concurrency, "wrk_threads": threads, **wrk.summary(report)}
     return {
         **result,
@@ -124,8 +149,17 @@ def run_wrk(settings: Settings, system: System, concurrency: int, seconds: int, 
     }
 
 
-def measure(ctx: Context, system: System, concurrency: list[int]) -> dict[str, Any]:
-    """Start, check, measure at each concurrency, check again, stop: the system's part of the results."""
+def answers(system: System) -> None:
+    """A moment after a thaw, then one request that ``system`` must answer (retried for at most 10 s)."""
+    time.sleep(SETTLE_S)
+    body = system.body(TUTORIAL_ROW)
+    wait_for(f"{system.key} to answer", lambda: post_json(system.target, system.path, body)[0] == 200, 10, interval=0.5)
+
+
+def measure(ctx: Context, system: System, concurrency: list[int], waiting: Sequence[System] = ()) -> dict[str, Any]:
+    """Start, check, measure at each concurrency, check again: the system's part of the results. The
+    ``waiting`` systems (up for a comparison group's rounds) are frozen during each warm-up and measured
+    run (when ``Settings.freezes_single_runs``). The system is left running, also when it failed: :func:`stop` it."""
     s = ctx.settings
     result: dict[str, Any] = {"label": system.label, "status": "failed", "runs": []}
     t0 = time.monotonic()
@@ -139,24 +173,32 @@ def measure(ctx: Context, system: System, concurrency: list[int]) -> dict[str, A
         result["check"] = ctx.check(system)
         log(f"{system.key}: up in {result['startup_s']}s at {system.target}; {len(ctx.rows)} answers correct")
         for c in concurrency:
-            result["runs"].append(measure_concurrency(s, system, c))
+            result["runs"].append(measure_concurrency(s, system, c, waiting if s.freezes_single_runs else ()))
         result.update(system.after_runs(ctx))
         result["check_after"] = ctx.check(system)
         result["status"] = "ok"
-    except (Failed, OSError, http.client.HTTPException, KeyError, ValueError) as exc:
+    except MEASUREMENT_ERRORS as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
         log(f"{system.key}: FAILED: {result['error']}")
-    finally:
-        try:
-            system.stop(ctx)
-        except (Failed, OSError) as exc:
-            result["stop_error"] = str(exc)
-        result["elapsed_s"] = round(time.monotonic() - t0, 1)
+    result["elapsed_s"] = round(time.monotonic() - t0, 1)
     return result
 
 
-def measure_concurrency(s: Settings, system: System, c: int) -> dict[str, Any]:
-    """A warm-up and a measured run at ``c`` connections, measured again while other processes disturbed it."""
+def stop(ctx: Context, system: System, result: dict[str, Any]) -> None:
+    """Thaw and stop a system (also one that did not start), noting in its results if that failed."""
+    try:
+        thaw(system)  # a paused container or a stopped process would not stop cleanly
+    except Failed as exc:
+        result["thaw_error"] = str(exc)
+    try:
+        system.stop(ctx)
+    except (Failed, OSError) as exc:
+        result["stop_error"] = str(exc)
+
+
+def measure_concurrency(s: Settings, system: System, c: int, frozen_meanwhile: Sequence[System] = ()) -> dict[str, Any]:
+    """A warm-up and a measured run at ``c`` connections, the ``frozen_meanwhile`` systems frozen during both;
+    measured again while other processes disturbed it."""
     attempts: list[dict[str, Any]] = []
     for attempt in range(1 + s.disturbed_retries):
         if attempt:
@@ -169,9 +211,10 @@ def measure_concurrency(s: Settings, system: System, c: int) -> dict[str, Any]:
             )
             wait_for_idle(s)
             s.wait_budget -= s.warmup + s.duration
-        if s.warmup > 0:
-            run_wrk(s, system, c, s.warmup, "warmup")
-        attempts.append(run_wrk(s, system, c, s.duration, "run"))
+        with frozen(frozen_meanwhile):
+            if s.warmup > 0:
+                run_wrk(s, system, c, s.warmup, "warmup")
+            attempts.append(run_wrk(s, system, c, s.duration, "run", measured=True, bystanders=frozen_meanwhile))
         if attempts[-1]["cpu"]["other_cores"] <= s.disturbed_cores:
             break
     measured = min(attempts, key=lambda m: m["cpu"]["other_cores"])

@@ -20,6 +20,7 @@ import psutil
 from tests.support.commands import ROOT, Failed, run
 
 from .model import TUTORIAL_ROW
+from .rounds import Group
 from .settings import Settings, env_str
 from .systems import System
 
@@ -53,7 +54,7 @@ def server_sources() -> list[Path]:
 
 
 def settings_section(
-    s: Settings, env: dict[str, str], systems: list[System], batching: tuple[bool, str]
+    s: Settings, env: dict[str, str], systems: list[System], batching: tuple[bool, str], groups: list[Group]
 ) -> dict[str, Any]:
     """What the run was asked to do, as ``latest.json`` records it."""
     batching_on, batching_note = batching
@@ -86,6 +87,21 @@ def settings_section(
             "concurrency": s.feature_concurrency,
             "reload_cycles": s.reload_cycles,
             "note": "system (b) on a host repository per row, one request-path feature on (features.py)",
+        },
+        "paired_rounds": {
+            "rounds": s.rounds,
+            "round_duration_s": s.round_duration,
+            "round_warmup_s": s.round_warmup,
+            "groups": {
+                group.key: {"reference": group.reference, "compared": list(group.compared), "c": group.concurrency}
+                for group in groups
+            },
+            "note": "a group's systems stay up together after their own measurements; each round measures every "
+            "one in turn (warm-up, then the measured run), round r in their order rotated by r // 2 and reversed "
+            "when r is odd; verdicts use the median of the per-round ratios (bench/benchmark/rounds.py)",
+            "bystanders": "frozen during each system's turn (docker pause of all their containers, SIGSTOP of a "
+            "host process tree), thawed after it; bystander_cores is the CPU they used during the measured run",
+            "frozen_during_single_runs": s.freezes_single_runs,
         },
         "model_env_extra": s.model_env,
         "batching": {

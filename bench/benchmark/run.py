@@ -1,4 +1,11 @@
-"""The run: every system in turn, then ``latest.json`` (partial results in the run folder if interrupted)."""
+"""The run: every system in turn, each comparison group's paired rounds, then ``latest.json`` (partial
+results in the run folder if interrupted).
+
+A system that belongs to a comparison group (:func:`.rounds.plan`) stays up after its own
+measurements until the group's last system has been measured, frozen (:mod:`.freeze`) while
+other systems are measured; then the group's paired rounds run (:mod:`.interleaved`) and its
+systems are stopped (thawed first). Every other system is stopped as soon as it has been measured.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +23,10 @@ from .containers import Direct, Stack
 from .context import Context
 from .guarded import Guarded
 from .hosts import MLServer, Tutorial
-from .measure import foreign_containers, log, measure
+from .interleaved import run_group
+from .measure import foreign_containers, log, measure, stop
 from .results import batching_toggle, environment, server_sources, settings_section
+from .rounds import Group, plan
 from .settings import Settings
 from .systems import System
 
@@ -40,6 +49,39 @@ def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
     return systems
 
 
+def concurrency_of(s: Settings, system: System) -> list[int]:
+    """The concurrencies a system is measured at: (b')'s, the guard's rows', or everyone else's."""
+    if system.key == "direct-nobatch":
+        return s.batch_concurrency
+    return s.feature_concurrency if isinstance(system, Guarded) else s.concurrency
+
+
+def measure_all(ctx: Context, systems: list[System], groups: list[Group], results: dict[str, Any]) -> None:
+    """Every system in turn, each group's paired rounds after its last system; whatever is up at the end
+    (interrupted, or failed) is stopped."""
+    last_of = {[system.key for system in systems if system.key in group.systems][-1]: group for group in groups}
+    in_group = {key for group in groups for key in group.systems}
+    up: dict[str, System] = {}
+    try:
+        for system in systems:
+            up[system.key] = system
+            waiting = [other for key, other in up.items() if key != system.key]
+            result = results["systems"][system.key] = measure(
+                ctx, system, concurrency_of(ctx.settings, system), waiting
+            )
+            if system.key not in in_group or result["status"] != "ok":
+                stop(ctx, up.pop(system.key), result)
+            group = last_of.get(system.key)
+            if group is not None:
+                results["paired_rounds"][group.key] = run_group(ctx, group, up, results["systems"])
+                for key in group.systems:
+                    if key in up:
+                        stop(ctx, up.pop(key), results["systems"][key])
+    finally:
+        for key, system in up.items():
+            stop(ctx, system, results["systems"].get(key, {}))
+
+
 def main() -> int:
     s = Settings.from_env(os.environ, os.cpu_count() or 1, sys.executable, int(time.time()), os.getpid())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -49,29 +91,28 @@ def main() -> int:
     ctx = Context(s)
     batching = batching_toggle(s, server_sources())
     systems = systems_to_run(s, batching[0])
+    planned = plan(s)
+    groups = [group for group, note in planned if not note]
     results: dict[str, Any] = {"schema": 1, "bench_id": s.bench_id, "started": started.isoformat(timespec="seconds")}
     results["machine_at_start"] = {
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "other_containers": foreign_containers(s),
     }
     results["environment"] = {}
-    results["settings"] = settings_section(s, dict(os.environ), systems, batching)
+    results["settings"] = settings_section(s, dict(os.environ), systems, batching, groups)
     results["systems"] = {}
+    stopped_early = "the run stopped before these rounds"
+    results["paired_rounds"] = {  # each replaced by the group's rounds when they run
+        group.key: {"title": group.title, "status": "skipped" if note else "not run", "note": note or stopped_early}
+        for group, note in planned
+    }
     exit_code = 0
     try:
         log(f"building the model-server image {s.image}; reading docker-compose.yml; copying the image's model")
         ctx.prepare()
         results["model"] = ctx.model_info
         results["environment"] = environment(s)
-        for system in systems:
-            concurrency = (
-                s.batch_concurrency
-                if system.key == "direct-nobatch"
-                else s.feature_concurrency
-                if isinstance(system, Guarded)
-                else s.concurrency
-            )
-            results["systems"][system.key] = measure(ctx, system, concurrency)
+        measure_all(ctx, systems, groups, results)
     except Failed as exc:
         results["error"] = str(exc)
         log(f"FAILED: {exc}")
@@ -85,6 +126,8 @@ def main() -> int:
         log(f"interrupted: partial results in {out}")
         raise
     if any(r.get("status") != "ok" for r in results["systems"].values()):
+        exit_code = 1
+    if any(r.get("status") in ("failed", "not run") for r in results["paired_rounds"].values()):
         exit_code = 1
     if not results["environment"]:
         try:

@@ -19,8 +19,14 @@ from typing import TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 SYSTEMS = ("tutorial", "mlserver", "direct", "stack")
-# The performance guard's rows (features.py): one replica with each request-path feature on.
-FEATURE_ROWS = ("f-none", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload")
+# The performance guard's rows (features.py): one replica with each request-path feature on; the
+# first is the baseline, the second the baseline again (the A/A control: the run's noise floor).
+FEATURE_ROWS = ("f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload")
+BASELINE, CONTROL = FEATURE_ROWS[:2]
+# The longest a system may stay frozen while another is measured (freeze.py): a round's or a single
+# run's warm-up + measured run. Well under the replicas' gunicorn worker timeout (30 s): a replica
+# frozen longer could have a worker killed as hung when it thaws.
+MAX_FREEZE_S = 20
 # model_server.config: batch_max_rows "0 turns micro-batching off".
 DEFAULT_BATCH_OFF_ENV = "BATCH_MAX_ROWS=0"
 MIB = 1024 * 1024
@@ -34,9 +40,9 @@ KNOWN_VARIABLES = frozenset(
         "BENCH_DISTURBED_RETRIES", "BENCH_DURATION", "BENCH_ID", "BENCH_IDLE_CORES", "BENCH_IDLE_WAIT",
         "BENCH_IMAGE", "BENCH_MLSERVER_PARALLEL_WORKERS", "BENCH_MLSERVER_PYTHON", "BENCH_MLSERVER_VENV",
         "BENCH_MODEL_CPUS", "BENCH_MODEL_ENV", "BENCH_MODEL_MEMORY", "BENCH_PROJECT", "BENCH_PYTHON",
-        "BENCH_RATE_BURST", "BENCH_RATE_LIMIT", "BENCH_REPLICAS", "BENCH_RESULTS_DIR", "BENCH_RUN_DIR",
-        "BENCH_SYSTEMS", "BENCH_TIMEOUT", "BENCH_WAIT_BUDGET", "BENCH_WARMUP", "BENCH_WORKERS",
-        "BENCH_WRK_THREADS", "BENCH_WRK_TIMEOUT",
+        "BENCH_RATE_BURST", "BENCH_RATE_LIMIT", "BENCH_REPLICAS", "BENCH_RESULTS_DIR", "BENCH_ROUNDS",
+        "BENCH_ROUND_DURATION", "BENCH_ROUND_WARMUP", "BENCH_RUN_DIR", "BENCH_SYSTEMS", "BENCH_TIMEOUT",
+        "BENCH_WAIT_BUDGET", "BENCH_WARMUP", "BENCH_WORKERS", "BENCH_WRK_THREADS", "BENCH_WRK_TIMEOUT",
     }
 )  # fmt: skip
 # Variables that are gone, and why: refused rather than silently ignored.
@@ -118,6 +124,14 @@ class Settings:
     features: list[str]  # the performance guard's rows to run (FEATURE_ROWS)
     feature_concurrency: list[int]
     reload_cycles: int
+    rounds: int  # paired, interleaved rounds per comparison group (rounds.py); 0: none
+    round_duration: int
+    round_warmup: int
+
+    @property
+    def freezes_single_runs(self) -> bool:
+        """Whether a single run's warm-up + measured run is short enough to freeze the other systems up through it."""
+        return self.warmup + self.duration <= MAX_FREEZE_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], cpu_count: int, python: str, now: int = 0, pid: int = 0) -> Settings:
@@ -157,6 +171,8 @@ class Settings:
         unknown = [key for key in features if key not in FEATURE_ROWS]
         if unknown:
             raise SettingsError(f"unknown row {unknown[0]!r} in BENCH_FEATURES (known: {', '.join(FEATURE_ROWS)})")
+        if CONTROL in features and BASELINE not in features:
+            raise SettingsError(f"BENCH_FEATURES: {CONTROL} is {BASELINE} again, compared with it; add {BASELINE}")
         bench_id = env.get("BENCH_ID") or f"{now}-{pid}"
         replicas = number("BENCH_REPLICAS", "3", int, 1)
         workers = number("BENCH_WORKERS", "1", int, 1) if env.get("BENCH_WORKERS") else None
@@ -167,6 +183,14 @@ class Settings:
         concurrency = numbers("BENCH_CONCURRENCY", "1 16 64")
         batch_raw = env.get("BENCH_BATCH_OFF_ENV")
         parallel = env.get("BENCH_MLSERVER_PARALLEL_WORKERS")
+        round_duration = number("BENCH_ROUND_DURATION", "10", int, 1)
+        round_warmup = number("BENCH_ROUND_WARMUP", "2", int, 0)
+        if round_warmup + round_duration > MAX_FREEZE_S:
+            raise SettingsError(
+                f"BENCH_ROUND_WARMUP + BENCH_ROUND_DURATION = {round_warmup + round_duration} s: at most "
+                f"{MAX_FREEZE_S} s, the longest the other systems of a group may stay frozen (bench/README.md, "
+                "Paired rounds)"
+            )
         return cls(
             bench_id=bench_id,
             project=env.get("BENCH_PROJECT") or f"bench-{bench_id}",
@@ -204,4 +228,7 @@ class Settings:
             features=features,
             feature_concurrency=numbers("BENCH_FEATURE_CONCURRENCY", "16 1"),
             reload_cycles=number("BENCH_RELOAD_CYCLES", "50", int, 0),
+            rounds=number("BENCH_ROUNDS", "5", int, 0),
+            round_duration=round_duration,
+            round_warmup=round_warmup,
         )

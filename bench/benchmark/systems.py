@@ -17,6 +17,7 @@ from .usage import Throttling
 
 if TYPE_CHECKING:
     from .context import Context
+    from .freeze import Frozen
 
 
 class NotStarted(RuntimeError):
@@ -34,6 +35,7 @@ class System:
     engine: dict[str, int] = field(default_factory=dict)
     pid: int | None = None
     reached_at: Target | None = None  # set by start()
+    frozen: Frozen | None = None  # what .freeze has paused or stopped, until it thaws it
 
     @property
     def target(self) -> Target:

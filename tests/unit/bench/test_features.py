@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.benchmark.features import ALL_ON, CANARY, FEATURES, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, build_repository
+from bench.benchmark.features import (
+    ALL_ON,
+    CANARY,
+    FEATURES,
+    MODEL,
+    ONE,
+    SECOND,
+    SHADOW,
+    TWO_BY_TWO,
+    build_repository,
+    reload_growth,
+)
+from bench.benchmark.report_guard import guard_rows, guard_section
 from bench.benchmark.settings import FEATURE_ROWS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-import report
 
 
 @pytest.fixture
@@ -74,11 +82,29 @@ def test_guard_rows_compare_each_feature_with_the_baseline() -> None:
         }
     }
 
-    rows = {row["key"]: row for row in report.guard_rows(results)}
+    rows = {row["key"]: row for row in guard_rows(results)}
 
     assert rows["f-drift"]["rps_change"] == pytest.approx(-0.04)
     assert rows["f-drift"]["p50_change_ms"] == pytest.approx(0.1)
     assert rows["f-drift"]["cpu_us_c16"] == pytest.approx(1e6 / 960)
-    markdown = "\n".join(report._guard_section(results, {}, {}, [], [1, 16]))
+    markdown = "\n".join(guard_section(results, {}, {}, [], [1, 16]))
     assert "✅ + drift counting: -4.0% of the baseline's req/s" in markdown
-    assert "❌ 100 % shadow: p50 at c=1 +1.50 ms (budget +1 ms)" in markdown
+    assert "❌ 100 % shadow: p50 at c=1 +1.50 ms (single run; budget +1 ms)" in markdown
+
+
+def test_reload_growth_is_measured_from_the_warm_cycle_to_the_last() -> None:
+    # 153 MiB before, 290 after 10 cycles (each worker's own copies), 299 after 50
+    assert reload_growth(290.0, 299.0, 10, 50) == {
+        "from_cycle": 10,
+        "to_cycle": 50,
+        "mib": 9.0,
+        "pct_of_warm": 3.1,
+        "mib_per_cycle": 0.225,
+    }
+    assert reload_growth(200.0, 195.5, 10, 12)["mib_per_cycle"] == -2.25
+
+
+def test_no_reload_growth_without_a_span_after_the_warm_cycles() -> None:
+    assert reload_growth(None, 299.0, 10, 10) == {}
+    assert reload_growth(290.0, 299.0, 10, 10) == {}
+    assert reload_growth(290.0, None, 10, 50) == {}

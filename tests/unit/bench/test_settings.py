@@ -23,8 +23,21 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.mlserver_parallel_workers is None
     assert (s.bench_id, s.project) == ("1700000000-42", "bench-1700000000-42")
     assert s.run_dir == Path(__file__).resolve().parents[3] / "bench" / "results" / "tmp"
-    assert s.features == ["f-none", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload"]
+    assert s.features == ["f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload"]
     assert (s.feature_concurrency, s.reload_cycles) == ([16, 1], 50)
+    assert (s.rounds, s.round_duration, s.round_warmup) == (5, 10, 2)
+
+
+def test_the_paired_rounds_can_be_shortened_or_turned_off() -> None:
+    s = settings(BENCH_ROUNDS="2", BENCH_ROUND_DURATION="3", BENCH_ROUND_WARMUP="0")
+    assert (s.rounds, s.round_duration, s.round_warmup) == (2, 3, 0)
+    assert settings(BENCH_ROUNDS="0").rounds == 0
+
+
+def test_a_round_must_be_short_enough_to_freeze_the_others_through_it() -> None:
+    assert settings(BENCH_ROUND_DURATION="18", BENCH_ROUND_WARMUP="2").round_duration == 18
+    with pytest.raises(SettingsError, match="BENCH_ROUND_WARMUP \\+ BENCH_ROUND_DURATION = 21 s: at most 20 s"):
+        settings(BENCH_ROUND_DURATION="19", BENCH_ROUND_WARMUP="2")
 
 
 def test_the_guard_rows_can_be_chosen_or_left_out() -> None:
@@ -32,6 +45,12 @@ def test_the_guard_rows_can_be_chosen_or_left_out() -> None:
     assert settings(BENCH_FEATURES="").features == []
     with pytest.raises(SettingsError, match="unknown row 'f-gpu' in BENCH_FEATURES"):
         settings(BENCH_FEATURES="f-none f-gpu")
+
+
+def test_the_control_row_needs_the_baseline_it_is_a_copy_of() -> None:
+    assert settings(BENCH_FEATURES="f-none f-control").features == ["f-none", "f-control"]
+    with pytest.raises(SettingsError, match="f-control is f-none again"):
+        settings(BENCH_FEATURES="f-control f-drift")
 
 
 def test_the_direct_replica_gets_the_stacks_workers_and_the_cpu_its_replicas_can_use_together() -> None:
@@ -73,6 +92,10 @@ def test_lists_and_env_settings_are_parsed() -> None:
         ({"BENCH_SYSTEMS": "stack kserve"}, "unknown system 'kserve' in BENCH_SYSTEMS"),
         ({"BENCH_MODEL_ENV": "LOG_LEVEL"}, "BENCH_MODEL_ENV: expected KEY=VALUE, got 'LOG_LEVEL'"),
         ({"BENCH_MODEL_MEMORY": "half"}, "cannot read memory size 'half'"),
+        ({"BENCH_ROUNDS": "-1"}, "BENCH_ROUNDS='-1': at least 0"),
+        ({"BENCH_ROUND_DURATION": "0"}, "BENCH_ROUND_DURATION='0': at least 1"),
+        ({"BENCH_ROUND_WARMUP": "2.5"}, "BENCH_ROUND_WARMUP='2.5' is not a int"),
+        ({"BENCH_ROUND": "5"}, "unknown variable BENCH_ROUND"),
     ],
 )
 def test_what_cannot_be_used_is_refused_naming_the_variable(env: dict[str, str], message: str) -> None:
@@ -96,3 +119,8 @@ def test_memory_sizes_are_read_in_binary_units(text: str, size: int) -> None:
 def test_env_str_quotes_what_env_map_reads_back() -> None:
     env = {"A": "1", "B": "two words", "C": ""}
     assert env_map(env_str(env)) == env
+
+
+def test_single_runs_freeze_the_others_only_when_short_enough() -> None:
+    assert settings().freezes_single_runs  # 5 s + 15 s
+    assert not settings(BENCH_DURATION="30").freezes_single_runs
