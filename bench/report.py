@@ -2,9 +2,9 @@
 
 ``python bench/report.py [bench/results/latest.json]`` writes ``latest.md`` and ``latest.png`` next
 to the JSON; bench/run calls it after the run (python -m bench.benchmark), and it can re-render an old result file.
-The rendering lives in ``bench/benchmark/report_*.py``: :mod:`report_tables` (the Markdown's tables and
-sections), :mod:`report_paired` (the paired rounds), :mod:`report_guard` (the performance guard),
-:mod:`report_png` and :mod:`report_common` (what they share).
+The rendering lives in ``bench/benchmark/report_*.py``: :mod:`report_markdown` (the Markdown
+document), :mod:`report_tables` (its tables and sections), :mod:`report_paired` (the paired rounds),
+:mod:`report_guard` (the performance guard), :mod:`report_png` and :mod:`report_common` (what they share).
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ for each measured turn (a warm-up and a measured run) every other system that is
 an interruption (``KeyboardInterrupt``, or ``SystemExit`` from SIGTERM); what a system has frozen
 is recorded on it (``System.frozen``) before each pause or signal, so that a freeze cut short is
 undone too, and :func:`thaw` (idempotent) is also what :func:`.measure.stop` does before stopping a
-system: a paused container or a stopped process is never left behind. A freeze lasts one turn, at
-most :data:`~.settings.MAX_FREEZE_S` seconds plus a few: a frozen replica's gunicorn master and
+system: a paused container or a stopped process is never left behind. A freeze lasts one turn: at
+most :data:`~.settings.MAX_FREEZE_S` seconds of warm-up and measurement, plus the measured system's
+answer check (1 s, at most 6 s) and the pauses themselves, so under 30 s in the worst case and
+about 15 s as a rule: a frozen replica's gunicorn master and
 workers wake up together, and after a freeze longer than the worker timeout (``GUNICORN_TIMEOUT``,
 30 s) the master could take a worker that has not yet sent its heartbeat for hung and kill it.
 
@@ -109,16 +111,21 @@ def freeze(system: System, ops: Ops = LIVE) -> None:
 
 def thaw(system: System, ops: Ops = LIVE) -> None:
     """Undo :func:`freeze` (nothing if ``system`` is not frozen): every container and process is tried,
-    then the first failure is raised."""
+    then the first failure is raised; a container that could not be unpaused stays recorded, so that
+    the next thaw (:func:`.measure.stop` does one) tries it again."""
     done, system.frozen = system.frozen, None
     if done is None:
         return
     errors: list[Exception] = []
+    still_paused: list[str] = []
     for container_id in reversed(done.containers):
         try:
             ops.unpause(container_id)
         except (Failed, OSError) as exc:
             errors.append(exc)
+            still_paused.append(container_id)
+    if still_paused:
+        system.frozen = Frozen(containers=still_paused[::-1])
     for pid in reversed(done.pids):  # the children first, the root last
         with suppress(ProcessLookupError):
             ops.signal(pid, signal.SIGCONT)

@@ -11,8 +11,8 @@ up together, and each of ``BENCH_ROUNDS`` rounds measures every one of them in t
   baseline again: the run's noise floor) first.
 
 Round ``r`` visits the systems in their order rotated by ``r // 2``, reversed when ``r`` is odd
-(two systems: AB BA BA AB AB ...): in every two consecutive rounds each system comes before each
-other one once, so a drift weighs on both sides of a comparison alike, and over ``2 n`` rounds
+(two systems: AB BA BA AB AB ...): in each pair of rounds ``2k`` and ``2k + 1`` every system comes
+before every other one once, so a drift weighs on both sides of a comparison alike, and over ``2 n`` rounds
 each of ``n`` systems goes first twice. Per system: the median req/s and p99 over the rounds;
 per comparison: the ratio of the medians, and the ratio within each round (paired) with its
 median, min and max, which the report's verdicts use. :mod:`.interleaved` runs the rounds.

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.benchmark.freeze import freeze, frozen, targets, thaw
+from bench.benchmark.freeze import Frozen, freeze, frozen, targets, thaw
 from tests.support.commands import Failed
 
 
@@ -123,7 +123,12 @@ def test_every_system_is_thawed_even_when_one_fails_to() -> None:
     with pytest.raises(Failed, match="thawing stack: docker unpause id-model-2 failed"), frozen([first, second], ops):
         pass
     assert ops.paused() == {"id-model-2"}  # the one docker refused; everything else runs again
-    assert first.frozen is None and second.frozen is None
+    assert first.frozen == Frozen(containers=["id-model-2"]) and second.frozen is None
+
+    ops.fail_unpause = None
+    thaw(first, ops)  # the next thaw (stop's) tries it again
+    assert ops.paused() == set()
+    assert first.frozen is None
 
 
 def test_thawing_is_idempotent_and_freezing_twice_freezes_once() -> None:

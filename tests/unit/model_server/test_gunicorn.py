@@ -568,8 +568,8 @@ def test_a_version_published_while_requests_flow_reaches_every_worker(tmp_path: 
     first_workers = set(server.worker_pids()[:2])
     assert served_2 == first_workers, "every worker served version 2"
     assert set(after_replacement) == {"2"}, after_replacement
-    # Version 1 is unloaded and its label sets dropped from the workers' metric objects
-    # (metrics.forget_version), yet its count stays exact: it lives in the workers' files.
+    # Version 1 is unloaded and a worker was killed, yet version 1's count stays exact: every
+    # worker's files are summed, the dead one's included.
     answered_by_1 = sum(1 for *_, status, version, _ in answers if status == 200 and version == 1)
     labels = {"model": MODEL, "version": "1", "status": "200"}
     assert scraped(samples, "model_server_model_requests_total", **labels) == answered_by_1

@@ -349,39 +349,6 @@ def test_model_info_lists_exactly_the_loaded_versions_after_an_unload(replica: R
     assert scraped_versions(samples, "model_server_feature_training_mean") == [2] * 4
 
 
-def versions_in(samples: dict, metric: str, versions: set[int]) -> set[int]:
-    """Which of ``versions`` have a sample of ``metric`` (model MODEL)."""
-    return set(scraped_versions(samples, metric)) & versions
-
-
-def test_an_unloaded_versions_own_series_are_dropped_and_start_again_when_it_is_loaded_again(
-    replica: Replica, repo: Path
-) -> None:
-    # In one process (tests, the dev server) the dropped label sets leave /metrics; under gunicorn
-    # their values stay in the workers' files (test_gunicorn checks that).
-    own = (
-        "model_server_inference_duration_seconds_count",
-        "model_server_feature_bin_total",
-        "model_server_predictions_total",
-        "model_server_model_requests_total",
-        "model_server_feedback_total",
-    )
-    replica.predict()
-    publish_iris(repo, 2)
-    replica.sync()
-    replica.predict()
-    samples = replica.scrape()
-    # (Other tests of this process may have left series of other versions: only 1 and 2 are looked at.)
-    assert {name: sorted(versions_in(samples, name, {1, 2})) for name in own} == {name: [2] for name in own}
-
-    remove(repo / MODEL / "2")
-    replica.sync()  # version 1 loaded again
-    assert replica.predict() == (1, label_of(1))
-    samples = replica.scrape()
-    assert {name: sorted(versions_in(samples, name, {1, 2})) for name in own} == {name: [1] for name in own}
-    assert scraped(samples, "model_server_model_requests_total", model=MODEL, version="1", status="200") == 1
-
-
 def test_an_unreadable_repository_keeps_serving_what_is_loaded(replica: Replica, repo: Path) -> None:
     moved = repo.with_name("elsewhere")
     os.rename(repo, moved)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
+from inspect import iscoroutinefunction
 from typing import Any
 
 from flask import Flask
@@ -27,18 +29,21 @@ class ModelServerFlask(Flask):
     """Flask, deciding once per function whether it is a coroutine function.
 
     Flask asks ``inspect.iscoroutinefunction`` of every view and request hook on every call
-    (about four times a request); the answer never changes, so it is remembered.
+    (about four times a request); the answer never changes, so it is remembered, for as long as
+    the function lives: a callable made per request (an ``after_this_request`` closure, a class
+    view's bound method) leaves the cache with it.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+        # function -> whether it is a coroutine function (a value that holds no reference to its key)
+        self._coroutine: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        sync = self._sync.get(func)
-        if sync is None:
-            sync = self._sync[func] = super().ensure_sync(func)
-        return sync
+        coroutine = self._coroutine.get(func)
+        if coroutine is None:
+            coroutine = self._coroutine[func] = iscoroutinefunction(func)
+        return self.async_to_sync(func) if coroutine else func
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -17,7 +17,6 @@ predictor.MAX_CLASS_LABELS share one "other"; feedback names known classes only)
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
@@ -122,15 +121,6 @@ MODEL_LOAD_FAILURES = Counter(
     "Model versions refused by a worker (verification, runtime check or warm-up failed), per attempt.",
     ["model", "version"],
 )
-# Every metric of one model version's own (model and version labels); the shadow's also by the
-# version it shadowed (primary). An unloaded version's label sets are dropped from them (forget_version).
-_OF_A_VERSION = (
-    INFERENCE_DURATION, PREDICTIONS, FEATURE_VALUE, FEATURE_BINS, FEEDBACK, MODEL_REQUESTS,
-    MODEL_REQUEST_DURATION, SHADOW_REQUESTS, SHADOW_PROBABILITY_DIFFERENCE,
-)  # fmt: skip
-_SHADOWING_A_VERSION = (SHADOW_REQUESTS, SHADOW_PROBABILITY_DIFFERENCE)
-# prometheus_client warns that a removal does not reach the workers' files: forget_version relies on exactly that.
-warnings.filterwarnings("ignore", message="Removal of labels has not been implemented", category=UserWarning)
 # model_info, model_ready, feature_training_mean, model_load_failed and the reference and
 # settings gauges of quality monitoring describe the versions loaded right now: computed at
 # scrape time from the registry (serving_metrics.py).
@@ -184,22 +174,6 @@ class VersionRequests:
     def observe(self, status: int, seconds: float) -> None:
         self._by_status(str(status)).inc()
         self._duration.observe(seconds)
-
-
-def forget_version(model: str, version: str) -> None:
-    """Drop an unloaded version's label sets from this process's metric objects.
-
-    A worker keeps a child object (with its lock and bucket list) for every label set it ever
-    used, a few hundred per version: without this, each version ever loaded would stay in memory
-    for the worker's life. In multiprocess mode the values stay in the worker's files, so
-    ``/metrics`` goes on exporting the version's counters as before; requests still running on
-    the version keep the children they hold and are still counted; a version loaded again
-    continues from its files. Without multiprocess mode (tests, the dev server) its series go.
-    """
-    for metric in _OF_A_VERSION:
-        metric.remove_by_labels({"model": model, "version": version})
-    for metric in _SHADOWING_A_VERSION:
-        metric.remove_by_labels({"model": model, "primary": version})
 
 
 def method_label(method: str) -> str:

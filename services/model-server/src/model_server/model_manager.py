@@ -10,8 +10,7 @@ Every ``MODEL_POLL_SECONDS`` (0: once, at start) one :meth:`RepositoryManager.sy
    warmed up (:class:`.predictor.Predictor`), with a micro-batcher of its own, so requests for
    different versions never share a model call. Only then is it published in the registry;
 4. publishes the new :class:`.registry.Snapshot` in one assignment. Requests already running
-   keep the snapshot they started with and finish on their version. An unloaded version's label sets
-   leave the worker's metric objects (:func:`.metrics.forget_version`).
+   keep the snapshot they started with and finish on their version.
 
 A version whose reference statistics for drift (``reference`` in its metadata) are invalid is
 served all the same, without drift monitoring; the reason is logged once, when it loads.
@@ -157,7 +156,6 @@ class RepositoryManager:
                 self.registry.publish(_rebuilt(self.registry.snapshot, models))
         for version in step.unload:
             del loaded[version]
-            metrics.forget_version(name, str(version))
             log.info("model version unloaded", extra={"model": name, "version": str(version)})
         if not loaded:
             del models[name]
