@@ -5,7 +5,8 @@ Two halves: tests/support/addresses.py refuses every container address it should
 benchmark and the test drivers, is read here and may only get an address from there:
 
 * A: no address literal but loopback (``127.0.0.1``, ``[::1]``) in any string;
-* B: no way to find this machine's own addresses (``gethostname``, ``hostname -I``, ...);
+* B: no lookup of this machine's own addresses (the names and commands listed in HOST_DISCOVERY_NAMES and
+  HOST_DISCOVERY_COMMANDS);
 * C: no ``Target(...)`` outside addresses.py (only ``Target.loopback`` / ``Target.container``);
 * D: no URL with a host filled in at run time (a string ending in ``://`` before a value) but
   ``Target.url``;

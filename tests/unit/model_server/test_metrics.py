@@ -308,6 +308,18 @@ def test_observe_many_equals_observe_per_value(values: list[float]) -> None:
     assert _samples(bulk)[("h_count", "x", "")] == len(values)
 
 
+def _one_by_one_and_in_bulk(
+    children: Callable[[CollectorRegistry], list], bulk: Callable[[list, np.ndarray], None], matrix: np.ndarray
+) -> tuple[dict, dict]:
+    """The samples of ``children`` (one per column) fed each value with ``observe``, and fed with ``bulk``."""
+    one_by_one, in_bulk = CollectorRegistry(), CollectorRegistry()
+    for column, child in enumerate(children(one_by_one)):
+        for value in matrix[:, column]:
+            child.observe(float(value))
+    bulk(children(in_bulk), matrix)
+    return _samples(one_by_one), _samples(in_bulk)
+
+
 def test_observe_columns_equals_observe_per_value_per_column() -> None:
     rng = np.random.default_rng(3)
     matrix = rng.choice(np.array([*BUCKETS, 0.25, 7.75, -500.0, 5000.0]), size=(40, 3))
@@ -316,13 +328,8 @@ def test_observe_columns_equals_observe_per_value_per_column() -> None:
         h = metrics.Histogram("h", "help", ["feature"], buckets=BUCKETS, registry=registry)
         return [h.labels(name) for name in ("a", "b", "c")]
 
-    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
-    for column, histogram in enumerate(histograms(one_by_one)):
-        for value in matrix[:, column]:
-            histogram.observe(float(value))
-    metrics.observe_columns(histograms(bulk), matrix)
-
-    assert _samples(bulk) == _samples(one_by_one)
+    expected, bulk = _one_by_one_and_in_bulk(histograms, metrics.observe_columns, matrix)
+    assert bulk == expected
 
 
 def test_observe_column_sums_equals_observe_per_value_per_column() -> None:
@@ -332,17 +339,11 @@ def test_observe_column_sums_equals_observe_per_value_per_column() -> None:
         s = metrics.Summary("s", "help", ["feature"], registry=registry)
         return [s.labels(name) for name in ("a", "b", "c")]
 
-    one_by_one, bulk = CollectorRegistry(), CollectorRegistry()
-    for column, summary in enumerate(summaries(one_by_one)):
-        for value in matrix[:, column]:
-            summary.observe(float(value))
-    metrics.observe_column_sums(summaries(bulk), matrix)
-
-    expected = _samples(one_by_one)
-    assert _samples(bulk).keys() == expected.keys()
-    for key, value in _samples(bulk).items():
+    expected, bulk = _one_by_one_and_in_bulk(summaries, metrics.observe_column_sums, matrix)
+    assert bulk.keys() == expected.keys()
+    for key, value in bulk.items():
         assert value == pytest.approx(expected[key], rel=1e-12), key
-    assert _samples(bulk)[("s_count", "b", "")] == 37
+    assert bulk[("s_count", "b", "")] == 37
 
 
 # --- model quality: input bins, references, settings ------------------------------------------
