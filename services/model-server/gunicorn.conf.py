@@ -16,6 +16,7 @@ monkey.patch_all()
 
 import gc  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -77,7 +78,13 @@ def pre_fork(server, worker):
 
 def post_worker_init(worker):
     """Each worker polls the model repository itself (a greenlet): the master's copy of the
-    registry, loaded before the fork, is where every worker starts."""
+    registry, loaded before the fork, is where every worker starts. A worker renews itself after
+    GUNICORN_MAX_UNLOADS unloaded versions, plus a share drawn per worker (``random`` is seeded
+    anew in each forked process), so that the workers of a fleet, which all unload the same
+    versions, renew at different times."""
     from model_server.app import start_polling
 
-    start_polling(worker.wsgi)
+    unloads = settings.gunicorn_max_unloads
+    if unloads:
+        unloads += random.randint(0, unloads // 2)  # noqa: S311 - spreading in time, not a secret
+    start_polling(worker.wsgi, renew=worker.renew, renew_after_unloads=unloads)

@@ -102,13 +102,13 @@ class Stack(ComposeProject):
 
 
 @contextmanager
-def serving_repository(stack: Stack, root: Path, default_model: str) -> Iterator[Path]:
-    """The replicas serve the host folder ``root`` (MODEL_REPOSITORY=/models, MODEL_HOST_DIR=root)
-    until the block ends, then the image's built-in repository again. ``root`` must be readable by
-    the replicas' user (uid 10001): 0755 folders, 0644 files."""
+def serving_repository(stack: Stack, root: Path, default_model: str, **extra: str) -> Iterator[Path]:
+    """The replicas serve the host folder ``root`` (MODEL_REPOSITORY=/models, MODEL_HOST_DIR=root),
+    with the ``extra`` settings, until the block ends, then the image's built-in repository again.
+    ``root`` must be readable by the replicas' user (uid 10001): 0755 folders, 0644 files."""
     for path in (root, *root.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    settings = {"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(root), "DEFAULT_MODEL": default_model}
+    settings = {"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(root), "DEFAULT_MODEL": default_model, **extra}
     stack.up("--no-deps", services=["model"], env=settings)
     stack.env.update(settings)  # later `up` calls (nginx restarts) keep the replicas as they are
     try:

@@ -6,7 +6,9 @@ default poll interval (MODEL_POLL_SECONDS=5). Under continuous load at concurren
 iris version published with `mv` serves on every replica within 20 s; a corrupt version
 published next is refused while the previous one keeps serving, and ModelLoadFailing reaches
 Alertmanager; removing the newest version's folder rolls back to the previous version. Not one
-request fails. The replicas return to the image's built-in repository at the end.
+request fails. The replicas run with GUNICORN_MAX_UNLOADS=1, so that each of these swaps also
+renews every replica's worker (all at once: the worst case), with no request failing either.
+The replicas return to the image's built-in repository at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -63,7 +66,7 @@ def repository(stack: Stack) -> Iterator[Path]:
     package(work / "wine.joblib", work / "train.npy", name="wine-lr", version="1", repository=root)
     shutil.rmtree(work)
     try:
-        with serving_repository(stack, root, default_model="iris-rf"):
+        with serving_repository(stack, root, default_model="iris-rf", GUNICORN_MAX_UNLOADS="1"):
             yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -155,7 +158,16 @@ def test_publish_refuse_and_roll_back_under_load(stack: Stack, repository: Path)
     print(f"[e2e] under the swaps: {result.summary()}")
     assert result.sent >= MIN_REQUESTS
     assert result.failed == 0, f"{result.summary()}; first errors: {result.errors[:3]}"
+    # Each replica's one worker unloaded version 1 (step 1), then version 2 (step 3): renewed twice.
+    renewals = {c: renewals_logged(c) for c in stack.container_ids("model")}
+    assert set(renewals.values()) == {2}, renewals
     wait_for("ModelLoadFailing to resolve", lambda: not stack.alerts("ModelLoadFailing") or None, timeout=90)
+
+
+def renewals_logged(container: str) -> int:
+    """How often the replica's log says its worker renewed after one unloaded version (gunicorn logs on stderr)."""
+    logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, timeout=30, check=True)
+    return (logs.stdout + logs.stderr).count("Worker renewing: 1 model versions unloaded")
 
 
 def probe_versions(stack: Stack, count: int) -> Counter[str]:

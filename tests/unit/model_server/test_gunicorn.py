@@ -573,3 +573,113 @@ def test_a_version_published_while_requests_flow_reaches_every_worker(tmp_path: 
     answered_by_1 = sum(1 for *_, status, version, _ in answers if status == 200 and version == 1)
     labels = {"model": MODEL, "version": "1", "status": "200"}
     assert scraped(samples, "model_server_model_requests_total", **labels) == answered_by_1
+
+
+class IdleConnection:
+    """A keep-alive connection that has had one answer and waits, idle, for its next request."""
+
+    def __init__(self, server: Gunicorn) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        self.sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += self.sock.recv(65536)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        length = int(
+            next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+        )
+        while len(body) < length:
+            body += self.sock.recv(65536)
+
+    def closed_by_server_within(self, seconds: float) -> bool:
+        self.sock.settimeout(seconds)
+        try:
+            return self.sock.recv(1) == b""
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_sigterm_closes_idle_keepalive_connections_at_once(repository: Path, tmp_path: Path) -> None:
+    # Without it a worker waits for its idle connections up to the graceful timeout (20 s here).
+    server = start(tmp_path, repository)
+    idle: list[IdleConnection] = []
+    try:
+        idle = [IdleConnection(server) for _ in range(4)]
+        stopping = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=30) == 0, server.log()
+        stopped = time.monotonic() - stopping
+    finally:
+        for connection in idle:
+            connection.close()
+        stop(server)
+    assert stopped < 5, f"gunicorn took {stopped:.1f} s to stop"
+    assert "Worker graceful timeout" not in server.log()
+
+
+def test_a_worker_renews_after_unloading_versions_without_failing_a_request(tmp_path: Path) -> None:
+    # One worker (a replica with one CPU): while it renews, new connections wait in the
+    # listening socket's backlog for the fresh worker, which catches up with the repository first.
+    publish_iris(tmp_path / "models", 1)
+    server = start(tmp_path, tmp_path / "models", workers=1, GUNICORN_MAX_UNLOADS="1")  # + 0 drawn: 1 // 2
+    answers: list[tuple[int, int, int]] = []  # (status, version, prediction)
+    stop_sending = threading.Event()
+
+    def send() -> None:
+        while not stop_sending.is_set():
+            try:
+                response = requests.post(server.url("/predict"), json={"features": ROW}, timeout=30)
+            except requests.RequestException:
+                answers.append((0, -1, -1))
+                continue
+            if response.status_code != 200:
+                answers.append((response.status_code, -1, -1))
+                continue
+            answers.append((200, int(response.headers["X-Model-Version"]), response.json()["prediction"][0]))
+
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(4)]
+    idle = IdleConnection(server)
+    try:
+        [first_worker] = server.worker_pids()
+        for sender in senders:
+            sender.start()
+        time.sleep(0.5)
+        publish_iris(tmp_path / "models", 2)  # loaded, then version 1 unloaded: the worker renews
+
+        def renewing() -> list[dict]:
+            return [r for r in server.log_records() if r["message"].startswith("Worker renewing")]
+
+        wait_for(lambda: renewing() != [], "the worker to renew", server)
+        renewed = time.monotonic()
+        assert idle.closed_by_server_within(5), "the idle keep-alive connection is closed, not waited for"
+        wait_for(lambda: len(server.worker_pids()) == 2, "a fresh worker", server, timeout=10)
+        replaced = time.monotonic() - renewed
+        wait_for(lambda: sum(1 for a in answers if a[1] == 2) >= 20, "the fresh worker to answer", server)
+        stop_sending.set()
+        for sender in senders:
+            sender.join(timeout=30)
+        samples = server.metrics()
+    finally:
+        stop_sending.set()
+        for sender in senders:
+            sender.join(timeout=30)
+        idle.close()
+        stop(server)
+
+    assert (
+        renewing()[0]["message"]
+        == f"Worker renewing: 1 model versions unloaded (GUNICORN_MAX_UNLOADS) (pid: {first_worker})"
+    )
+    assert replaced < 5, f"the fresh worker took {replaced:.1f} s (the graceful timeout is 20 s)"
+    assert [a for a in answers if a[0] != 200] == [], "no request failed"
+    assert all(prediction == label_of(version) for _, version, prediction in answers)
+    versions = [version for _, version, _ in answers]
+    assert versions == sorted(versions), "version 1, then version 2 only: the fresh worker caught up first"
+    assert len(answers) >= 50
+    assert scraped(samples, "model_server_model_requests_total", model=MODEL, version="1", status="200") == (
+        versions.count(1)
+    ), "the renewed worker's counts stay"

@@ -433,3 +433,70 @@ def test_an_unexpected_error_does_not_stop_the_poller(replica: Replica, monkeypa
     assert len(calls) == 2, "polled again after the error"
     [logged] = [line for line in lines() if line["message"].startswith("model repository poll failed")]
     assert "boom" in logged["exc_info"]
+
+
+# --- renewal after unloads (GUNICORN_MAX_UNLOADS) ---------------------------------------------
+
+
+def test_a_worker_asks_for_its_renewal_once_after_the_unloads_it_was_given(
+    replica: Replica, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replica.manager, "start_polling", lambda interval: None)
+    publish_iris(repo, 2)  # the catch-up of start_polling unloads the master's version 1: not counted
+    renewals: list[str] = []
+
+    start_polling(replica.app, renew=renewals.append, renew_after_unloads=2)
+    assert (replica.loaded(), renewals) == ([2], [])
+
+    publish_iris(repo, 3)
+    replica.sync()  # unloads 2: one
+    assert (replica.loaded(), renewals, replica.manager.renewing) == ([3], [], False)
+
+    publish_iris(repo, 4)
+    replica.sync()  # unloads 3: two
+    assert replica.loaded() == [4], "the pass that renews still serves the new version"
+    assert renewals == ["2 model versions unloaded (GUNICORN_MAX_UNLOADS)"]
+    assert replica.manager.renewing
+
+    publish_iris(repo, 5)
+    replica.sync()
+    assert len(renewals) == 1, "asked once"
+
+
+def test_a_load_that_unloads_nothing_does_not_count(replica: Replica, repo: Path) -> None:
+    renewals: list[str] = []
+    replica.manager.renew_after_unloads(1, renewals.append)
+    set_policy(repo, {"latest": 2})
+    publish_iris(repo, 2)
+    replica.sync()  # loads 2 beside 1
+    assert (replica.loaded(), renewals) == ([1, 2], [])
+
+    remove(repo / MODEL / "1")
+    replica.sync()
+
+    assert (replica.loaded(), len(renewals)) == ([2], 1)
+
+
+def test_no_renewal_without_a_limit(replica: Replica, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replica.manager, "start_polling", lambda interval: None)
+    renewals: list[str] = []
+    start_polling(replica.app, renew=renewals.append, renew_after_unloads=0)
+    for version in (2, 3, 4):
+        publish_iris(repo, version)
+        replica.sync()
+    assert (replica.loaded(), renewals, replica.manager.unloaded) == ([4], [], 3)
+
+
+def test_the_poller_stops_once_a_renewal_is_asked_for(replica: Replica, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def sync() -> None:
+        calls.append(1)
+        replica.manager.renewing = len(calls) == 2
+
+    monkeypatch.setattr(replica.manager, "sync", sync)
+    monkeypatch.setattr(model_manager.time, "sleep", lambda seconds: None)
+
+    replica.manager.poll_forever(5)
+
+    assert len(calls) == 2

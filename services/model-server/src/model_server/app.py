@@ -95,12 +95,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def start_polling(app: Flask) -> None:
+def start_polling(app: Flask, renew: Callable[[str], None] | None = None, renew_after_unloads: int = 0) -> None:
     """Catch up with the repository, then poll it from now on, in this process (each gunicorn worker calls it once).
 
-    A worker forked later than the master's start (a replacement, GUNICORN_MAX_REQUESTS) begins
-    with the registry the master loaded at boot: without the first sync here it would answer
-    with versions the repository has moved past until its first poll.
+    A worker forked later than the master's start (a replacement: GUNICORN_MAX_REQUESTS, or a
+    renewal) begins with the registry the master loaded at boot: without the first sync here it
+    would answer with versions the repository has moved past until its first poll. With
+    ``renew``, the worker asks for its renewal once it has unloaded ``renew_after_unloads``
+    versions after that first sync (the master's versions it lets go of then count for nothing:
+    they are the master's memory).
     """
     state: ServerState = app.extensions["model_server"]
     if state.settings.model_poll_seconds <= 0:
@@ -109,4 +112,6 @@ def start_polling(app: Flask) -> None:
         state.manager.sync()
     except Exception:  # as in the poller: never fatal, the next poll retries
         log.exception("model repository sync failed at worker start; retrying at the next poll")
+    if renew is not None and renew_after_unloads > 0:
+        state.manager.renew_after_unloads(renew_after_unloads, renew)
     state.manager.start_polling(state.settings.model_poll_seconds)

@@ -153,6 +153,9 @@ class ProcessSettings(BaseSettings):
     gunicorn_graceful_timeout: int = Field(default=25, ge=0)  # SIGTERM: time for in-flight requests
     gunicorn_keepalive: int = Field(default=75, ge=0)  # longer than nginx's upstream keepalive (60 s)
     gunicorn_max_requests: int = Field(default=0, ge=0)  # restart a worker after this many requests; 0: never
+    # Renew a worker after it has unloaded this many model versions (+ up to half as many more,
+    # drawn per worker so that they renew at different times); 0: never.
+    gunicorn_max_unloads: int = Field(default=20, ge=0)
     gunicorn_worker_tmp_dir: str | None = None  # heartbeat files; default: /dev/shm where it exists
     log_level: str = "info"
 

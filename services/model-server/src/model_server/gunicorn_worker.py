@@ -26,10 +26,24 @@
 2. **Fair keep-alive.** A greenlet runs until it blocks: a client whose next request is already
    waiting would be served again and again while the worker's other connections wait. After
    each request the worker yields once, so every other ready connection gets its turn.
+3. **A stopping worker closes its idle keep-alive connections at once.** gunicorn's worker
+   stops accepting and waits until every connection it holds has ended, up to
+   GUNICORN_GRACEFUL_TIMEOUT (25 s): a connection idle between two requests (nginx keeps up to
+   32 per worker, for 60 s) holds it that long. Meanwhile its replacement cannot start, and a
+   replica with one worker takes no new connection. So when the worker stops being ``alive``
+   (SIGTERM, GUNICORN_MAX_REQUESTS, a renewal after GUNICORN_MAX_UNLOADS), every connection
+   with no request running and no byte of the next one received is shut down: nginx retries a
+   request that meets a closed keep-alive connection on another replica. Requests running
+   finish, and their connections close after the response (gunicorn's own rule).
 """
 
 from __future__ import annotations
 
+import array
+import contextlib
+import fcntl
+import socket
+import termios
 from typing import Any
 
 import gevent
@@ -84,10 +98,73 @@ class HeadWithBody:
         return getattr(self._sock, name)
 
 
+def _bytes_waiting(sock: Any) -> int:
+    """Bytes received on the socket and not yet read (FIONREAD); 0 if it cannot tell."""
+    count = array.array("i", [0])
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+    except OSError:
+        return 0
+    return count[0]
+
+
+def _close_if_idle(sock: Any) -> None:
+    """Shut a connection down unless the first bytes of its next request are here (then it is answered)."""
+    if _bytes_waiting(sock):
+        return
+    with contextlib.suppress(OSError):  # already closed by the client
+        sock.shutdown(socket.SHUT_RDWR)  # its greenlet reads the end and closes it
+
+
 class GeventWorker(ggevent.GeventWorker):
-    """gunicorn's gevent worker; each response in one write (or none), and a yield after every request."""
+    """gunicorn's gevent worker; each response in one write (or none), a yield after every request,
+    idle connections closed when it stops, and :meth:`renew`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._alive = True
+        self._connections: dict[Any, bool] = {}  # open client sockets -> a request is running on it
+        super().__init__(*args, **kwargs)
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        self._alive = value
+        if not value:
+            self._close_idle_connections()
+
+    def renew(self, reason: str) -> None:
+        """Stop as GUNICORN_MAX_REQUESTS does: requests running finish, then the master forks a fresh worker."""
+        if self.alive:
+            self.log.info("Worker renewing: %s (pid: %s)", reason, self.pid)
+            self.alive = False
+
+    def _close_idle_connections(self) -> None:
+        for sock, busy in list(self._connections.items()):
+            if not busy:  # else a request runs: it is answered, then its connection closes
+                _close_if_idle(sock)
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        self._connections[client] = False
+        try:
+            super().handle(listener, client, addr)
+        finally:
+            self._connections.pop(client, None)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
+        if sock in self._connections:
+            self._connections[sock] = True
+        try:
+            self._handle_request(listener_name, req, sock, addr)
+        finally:
+            if sock in self._connections:
+                self._connections[sock] = False
+                if not self._alive:  # stopped while this request ran (and was answered keep-alive)
+                    _close_if_idle(sock)
+
+    def _handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
         out = HeadWithBody(sock)
         try:
             # AsyncWorker's, not ggevent's: see the module docstring.

@@ -29,6 +29,12 @@ then loaded into the model's :class:`.rollout.Routing`, published with them. Eac
 runs its own poller (a greenlet under the gevent worker): all of them read the same folder, so
 every worker of every replica converges on the same set within one poll interval plus the load
 time.
+
+Each version a worker unloads leaves its metrics' label sets behind in that worker (about 50 KiB;
+prometheus_client offers no safe way to drop them), so a worker counts its unloads and, at the
+limit it was given (:meth:`RepositoryManager.renew_after_unloads`, GUNICORN_MAX_UNLOADS), asks
+for its renewal and stops polling: gunicorn forks a fresh worker from the master, which catches
+up with the repository before it accepts a connection (:func:`.app.start_polling`).
 """
 
 from __future__ import annotations
@@ -85,6 +91,19 @@ class RepositoryManager:
         self._seen: set[str] = set()  # those of the pass running
         self.unreadable = ""  # why the last scan failed ("" when it succeeded): the repository's own problem
         self._lock = threading.Lock()  # one sync at a time (a test may call sync() beside the poller)
+        self.unloaded = 0  # versions this process has unloaded
+        self._renew: Callable[[str], None] | None = None
+        self._renew_from = self._renew_at = 0
+        self.renewing = False  # renewal asked for: the poller stops, the worker ends
+
+    def renew_after_unloads(self, unloads: int, renew: Callable[[str], None]) -> None:
+        """Call ``renew`` once, after a pass that brings the versions unloaded from now on to ``unloads``.
+
+        Each version a worker loads leaves memory behind when it is unloaded (prometheus_client's
+        multiprocess mode keeps every label set the worker has written, with no way to drop
+        one); a fresh worker, forked from the master, starts without it.
+        """
+        self._renew, self._renew_from, self._renew_at = renew, self.unloaded, self.unloaded + unloads
 
     def sync(self) -> Snapshot:
         """One pass: scan, decide, load, publish. Never raises for what the repository holds."""
@@ -110,11 +129,14 @@ class RepositoryManager:
             snapshot = Snapshot.build(models, tuple(statuses), routes, errors)
             self.registry.publish(snapshot)
             self._logged = self._seen
-            return snapshot
+        if self._renew is not None and self.unloaded >= self._renew_at:
+            renew, self._renew, self.renewing = self._renew, None, True
+            renew(f"{self.unloaded - self._renew_from} model versions unloaded (GUNICORN_MAX_UNLOADS)")
+        return snapshot
 
     def poll_forever(self, interval: float) -> None:
-        """Call :meth:`sync` every ``interval`` seconds; an unexpected error is logged, never fatal."""
-        while True:
+        """Call :meth:`sync` every ``interval`` seconds, until a renewal; an unexpected error is logged, never fatal."""
+        while not self.renewing:
             time.sleep(interval)
             try:
                 self.sync()
@@ -156,6 +178,7 @@ class RepositoryManager:
                 self.registry.publish(_rebuilt(self.registry.snapshot, models))
         for version in step.unload:
             del loaded[version]
+            self.unloaded += 1
             log.info("model version unloaded", extra={"model": name, "version": str(version)})
         if not loaded:
             del models[name]
