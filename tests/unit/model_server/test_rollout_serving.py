@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from flask import Flask
 from model_server.predictor import Prediction
+from model_server.shadow import ShadowJob
 
 from .helpers import INFER, MODEL, json_logs, sample, v2_input
 from .versions import ROW, Replica, label_of, publish_iris, write_iris
@@ -187,6 +188,48 @@ def test_every_shadowed_request_is_compared_exactly_once(replica: Replica, repos
     # The shadow never counts as served: no request, no prediction for version 2.
     assert sample("model_server_model_requests_total", model=MODEL, version="2", status="200") == served_by_2
     assert sample("model_server_predictions_total", model=MODEL, version="2", **{"class": "20"}) == predictions_of_2
+
+
+def test_a_gathered_group_is_compared_job_by_job(app_factory: Callable[..., Flask], tmp_path: Path) -> None:
+    # One model call for the rows of 4 jobs of two served versions (a canary and its primary):
+    # each job agrees or not on its own rows, and its probability difference is its own mean.
+    root = tmp_path / "same"
+    write_iris(root / MODEL / "1", 1)
+    write_iris(root / MODEL / "5", 1)  # version 5 holds version 1's model (5: counts of its own)
+    replica = Replica(app_factory(model_repository=root))
+    shadow = replica.registry.snapshot.models[MODEL][5]
+    rows = np.array([ROW, [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.5, 5.0, 1.9]] * 2)
+    truth = shadow.predictor.predict_quietly(rows, True)
+    labels, probabilities = truth.labels, truth.probabilities
+    assert labels is not None and probabilities is not None
+    other = labels + 1  # a class no row gets
+    nudged = probabilities.copy()
+    nudged[1, 0] += 0.3  # job B: one cell of its first row
+    jobs = [  # (primary, rows, served labels, served probabilities)
+        ("1", slice(0, 1), labels[0:1], probabilities[0:1]),  # A: agrees, difference 0
+        ("1", slice(1, 3), np.r_[labels[1:2], other[2:3]], nudged[1:3]),  # B: one row differs
+        ("2", slice(3, 6), labels[3:6], probabilities[3:6] + 0.05),  # C: agrees, difference 0.05
+        ("2", slice(6, 7), other[6:7], probabilities[6:7]),  # D: differs, difference 0
+    ]
+    before = {(p, r): shadow_count(r, "5", p) for p in ("1", "2") for r in ("agree", "disagree")}
+
+    def difference(primary: str, part: str) -> float:
+        name = f"model_server_shadow_probability_difference_{part}"
+        return sample(name, model=MODEL, version="5", primary=primary)
+
+    differences = {(p, part): difference(p, part) for p in ("1", "2") for part in ("count", "sum")}
+
+    runner(replica).run(
+        [ShadowJob(shadow, p, rows[r], Prediction(labels=lab, probabilities=prob)) for p, r, lab, prob in jobs]
+    )
+
+    counted = {key: shadow_count(key[1], "5", key[0]) - value for key, value in before.items()}
+    assert counted == {("1", "agree"): 1, ("1", "disagree"): 1, ("2", "agree"): 1, ("2", "disagree"): 1}
+    assert difference("1", "count") - differences[("1", "count")] == 2
+    assert difference("2", "count") - differences[("2", "count")] == 2
+    # Job by job: the mean absolute difference over the job's rows and classes.
+    assert difference("1", "sum") - differences[("1", "sum")] == pytest.approx(0 + 0.3 / (2 * 3))
+    assert difference("2", "sum") - differences[("2", "sum")] == pytest.approx(0.05 + 0)
 
 
 def test_agreement_and_probability_difference_of_an_identical_shadow(

@@ -70,7 +70,8 @@ class MicroBatcher:
         request = _Request(rows, with_probabilities)
         with self._lock:
             self._queue.append(request)
-            self._arrived.notify()
+            if self._max_wait > 0:  # only a leader that waits for batch-mates listens
+                self._arrived.notify()
             follower = self._busy
             if not follower:
                 self._busy = request.lead = True

@@ -79,7 +79,8 @@ class ShadowRunner:
                 dropped = False
                 self._jobs.append(job)
                 self._queued_rows += len(job.rows)
-                self._changed.notify_all()
+                if len(self._jobs) == 1:  # the runner waits only for a first job
+                    self._changed.notify_all()
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run_forever, name="shadow", daemon=True)
                     self._thread.start()
@@ -134,11 +135,7 @@ class ShadowRunner:
                 for job in group:
                     _count(job, ERROR)
                 continue
-            start = 0
-            for job in group:
-                end = start + len(job.rows)
-                _compare(job, prediction.labels[start:end], _rows(prediction.probabilities, start, end))
-                start = end
+            _compare(group, prediction)
 
     def _log_once(self, shadow: Servable, exc: Exception) -> None:
         key = (shadow.name, str(shadow.version), type(exc).__name__)
@@ -150,17 +147,36 @@ class ShadowRunner:
             )
 
 
-def _rows(probabilities: np.ndarray | None, start: int, end: int) -> np.ndarray | None:
-    return None if probabilities is None else probabilities[start:end]
+def _compare(group: list[ShadowJob], shadow: Prediction) -> None:
+    """Compare the shadow's answer for a group's rows (joined in group order) with each job's served one.
 
-
-def _compare(job: ShadowJob, labels: np.ndarray, probabilities: np.ndarray | None) -> None:
-    agree = bool(np.array_equal(labels, job.served.labels))
-    _count(job, AGREE if agree else DISAGREE)
-    if probabilities is not None and job.served.probabilities is not None:
-        difference = float(np.abs(probabilities - job.served.probabilities).mean())
-        d = job.shadow.description
-        metrics.SHADOW_PROBABILITY_DIFFERENCE.labels(d.name, d.version, job.primary_version).observe(difference)
+    Counted per served version: one write per result, and for the probabilities one count and
+    one sum (the summary ``observe`` would give, job by job).
+    """
+    lengths = np.fromiter((len(job.rows) for job in group), np.intp, len(group))
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    served = np.concatenate([job.served.labels for job in group])
+    equal = np.zeros(len(served), bool)  # per row: every output the same
+    if shadow.labels.shape == served.shape:
+        same = np.broadcast_to(np.asarray(shadow.labels == served, bool), served.shape)
+        equal = same.reshape(len(served), -1).all(axis=1)
+    agrees = np.logical_and.reduceat(equal, starts)
+    differences = None
+    if shadow.probabilities is not None and all(job.served.probabilities is not None for job in group):
+        served_probabilities = np.concatenate([job.served.probabilities for job in group])
+        if served_probabilities.shape == shadow.probabilities.shape:
+            per_row = np.abs(shadow.probabilities - served_probabilities).mean(axis=1)
+            differences = np.add.reduceat(per_row, starts) / lengths  # each job's mean over its rows
+    d = group[0].shadow.description
+    for primary in dict.fromkeys(job.primary_version for job in group):
+        mine = np.fromiter((job.primary_version == primary for job in group), bool, len(group))
+        agreed = int(np.count_nonzero(agrees & mine))
+        for result, count in ((AGREE, agreed), (DISAGREE, int(np.count_nonzero(mine)) - agreed)):
+            if count:
+                metrics.SHADOW_REQUESTS.labels(d.name, d.version, primary, result).inc(count)
+        if differences is not None:
+            summary = metrics.SHADOW_PROBABILITY_DIFFERENCE.labels(d.name, d.version, primary)
+            metrics.observe_column_sums([summary], differences[mine].reshape(-1, 1))
 
 
 def _count(job: ShadowJob, result: str) -> None:
