@@ -154,7 +154,7 @@ def test_the_worker_sends_a_held_head_only_after_a_complete_response(
     )
     sock = RecordingSocket()
     worker = GeventWorker.__new__(GeventWorker)  # handle_request needs no configuration here
-    worker._alive, worker._connections = True, {}  # what __init__ sets (a connection not handle()d)
+    worker._alive, worker._connections = True, {sock: False}  # what __init__ and handle() set
 
     if raised is None:
         worker.handle_request("listener", object(), sock, ("127.0.0.1", 1))

@@ -154,15 +154,13 @@ class GeventWorker(ggevent.GeventWorker):
             self._connections.pop(client, None)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
-        if sock in self._connections:
-            self._connections[sock] = True
+        self._connections[sock] = True  # registered by handle()
         try:
             self._handle_request(listener_name, req, sock, addr)
         finally:
-            if sock in self._connections:
-                self._connections[sock] = False
-                if not self._alive:  # stopped while this request ran (and was answered keep-alive)
-                    _close_if_idle(sock)
+            self._connections[sock] = False
+            if not self._alive:  # stopped while this request ran (and was answered keep-alive)
+                _close_if_idle(sock)
 
     def _handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
         out = HeadWithBody(sock)
