@@ -16,6 +16,7 @@ monkey.patch_all()
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 import numpy as np  # noqa: E402
@@ -41,11 +42,21 @@ class SlowModel:
         return Prediction(labels=rows[:, 0].copy())
 
 
+class OneModel:
+    """A batcher in front of one model, as a version's Servable uses the worker's batcher."""
+
+    def __init__(self, model: Any, **settings: Any) -> None:
+        self.model, self.batcher = model, MicroBatcher(**settings)
+
+    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        return self.batcher.predict(self.model, rows, with_probabilities)
+
+
 def rows_of(value: float) -> np.ndarray:
     return np.full((1, 4), value)
 
 
-def ask(batcher: MicroBatcher, value: float, deadline: float | None = None) -> gevent.Greenlet:
+def ask(batcher: OneModel, value: float, deadline: float | None = None) -> gevent.Greenlet:
     """A request in a greenlet of its own; its value is the prediction or what it raised."""
 
     def run() -> Prediction | BaseException:
@@ -66,12 +77,12 @@ def outcome(greenlet: gevent.Greenlet) -> float | BaseException:
     return value if isinstance(value, BaseException) else float(value.labels[0])
 
 
-def still_serves(batcher: MicroBatcher) -> None:
+def still_serves(batcher: OneModel) -> None:
     assert outcome(ask(batcher, 42.0)) == 42.0, "a later request is served"
 
 
 def follower_killed_while_waiting() -> None:
-    batcher = MicroBatcher(SlowModel(0.1), max_rows=64)
+    batcher = OneModel(SlowModel(0.1), max_rows=64)
     leader = ask(batcher, 1.0)
     gevent.sleep(0.02)  # the leader is in its model call
     doomed = ask(batcher, 2.0)  # first in line: the next leader
@@ -86,7 +97,7 @@ def follower_killed_as_leadership_is_handed_to_it() -> None:
     # The kill is scheduled inside the leader's model call, so it lands after the hand-over and
     # before the new leader wakes: the follower dies in its wait, already chosen as leader.
     victims: list[gevent.Greenlet] = []
-    batcher = MicroBatcher(SlowModel(0.05, on_call=lambda: victims and victims.pop().kill(block=False)), max_rows=64)
+    batcher = OneModel(SlowModel(0.05, on_call=lambda: victims and victims.pop().kill(block=False)), max_rows=64)
     leader = ask(batcher, 1.0)
     gevent.sleep(0.01)
     doomed = ask(batcher, 2.0)
@@ -101,7 +112,7 @@ def follower_killed_as_leadership_is_handed_to_it() -> None:
 def follower_killed_as_it_starts_to_lead() -> None:
     # Killed right after the previous leader returns: the new leader wakes first, then dies
     # before it has taken its batch.
-    batcher = MicroBatcher(SlowModel(0.05), max_rows=64)
+    batcher = OneModel(SlowModel(0.05), max_rows=64)
     victims: list[gevent.Greenlet] = []
 
     def lead_then_kill() -> Prediction:
@@ -125,7 +136,7 @@ def _interrupted_leader(deadline: float | None, interrupt: Callable[[gevent.Gree
     Returns what the leader raised; its batch-mates must get an error, the fourth its answer.
     """
     model = SlowModel(0.2)
-    batcher = MicroBatcher(model, max_rows=3)
+    batcher = OneModel(model, max_rows=3)
     leader = ask(batcher, 0.0, deadline)
     requests = [leader, *(ask(batcher, float(i)) for i in range(1, 4))]
     gevent.sleep(0.1)  # the leader (request 0) is in its model call with requests 1 and 2

@@ -23,11 +23,12 @@ GEVENT_SCENARIOS = Path(__file__).with_name("gevent_batching.py")  # run, never 
 
 
 class FakeModel:
-    """Labels are each row's first value; probabilities its first two. Records every call."""
+    """Labels are each row's first value plus ``offset``; probabilities its first two. Records every call."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, offset: float = 0.0) -> None:
         self.calls: list[int] = []
         self.delay = delay
+        self.offset = offset
         self.lock = threading.Lock()
 
     def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
@@ -36,7 +37,18 @@ class FakeModel:
         time.sleep(self.delay)
         if (rows < 0).any():
             raise ValueError("negative input")
-        return Prediction(labels=rows[:, 0].copy(), probabilities=rows[:, :2].copy() if with_probabilities else None)
+        probabilities = rows[:, :2].copy() if with_probabilities else None
+        return Prediction(labels=rows[:, 0] + self.offset, probabilities=probabilities)
+
+
+class OneModel:
+    """A batcher in front of one model, as a version's Servable uses the worker's batcher."""
+
+    def __init__(self, model: Any, **settings: Any) -> None:
+        self.model, self.batcher = model, MicroBatcher(**settings)
+
+    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        return self.batcher.predict(self.model, rows, with_probabilities)
 
 
 def rows_of(value: float, count: int = 1) -> np.ndarray:
@@ -45,7 +57,7 @@ def rows_of(value: float, count: int = 1) -> np.ndarray:
 
 def test_a_lone_request_runs_at_once_alone() -> None:
     model = FakeModel()
-    batcher = MicroBatcher(model, max_rows=64)
+    batcher = OneModel(model, max_rows=64)
     result = batcher.predict(rows_of(3.0, 2), with_probabilities=True)
     assert result.labels.tolist() == [3.0, 3.0]
     assert result.probabilities is not None and result.probabilities.shape == (2, 2)
@@ -54,7 +66,7 @@ def test_a_lone_request_runs_at_once_alone() -> None:
 
 def test_requests_arriving_during_a_call_share_the_next_one() -> None:
     model = FakeModel(delay=0.2)
-    batcher = MicroBatcher(model, max_rows=64)
+    batcher = OneModel(model, max_rows=64)
     with ThreadPoolExecutor(8) as pool:
         first = pool.submit(batcher.predict, rows_of(100.0))
         time.sleep(0.05)  # the first call is running: these queue behind it
@@ -73,7 +85,7 @@ def test_requests_arriving_during_a_call_share_the_next_one() -> None:
 
 def test_a_bad_request_does_not_fail_its_batch_mates() -> None:
     model = FakeModel(delay=0.1)
-    batcher = MicroBatcher(model, max_rows=64)
+    batcher = OneModel(model, max_rows=64)
     with ThreadPoolExecutor(6) as pool:
         pool.submit(batcher.predict, rows_of(9.0))
         time.sleep(0.03)
@@ -86,7 +98,7 @@ def test_a_bad_request_does_not_fail_its_batch_mates() -> None:
 
 def test_batches_stop_at_max_rows() -> None:
     model = FakeModel(delay=0.05)
-    batcher = MicroBatcher(model, max_rows=4)
+    batcher = OneModel(model, max_rows=4)
     with ThreadPoolExecutor(12) as pool:
         futures = [pool.submit(batcher.predict, rows_of(float(i), 2)) for i in range(12)]
         assert [f.result(timeout=10).labels.tolist() for f in futures] == [[float(i)] * 2 for i in range(12)]
@@ -97,11 +109,46 @@ def test_batches_stop_at_max_rows() -> None:
 
 def test_max_wait_lets_a_leader_gather_more() -> None:
     model = FakeModel()
-    batcher = MicroBatcher(model, max_rows=64, max_wait_seconds=0.3)
+    batcher = OneModel(model, max_rows=64, max_wait_seconds=0.3)
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(batcher.predict, rows_of(float(i))) for i in range(4)]
         assert sorted(f.result(timeout=10).labels[0] for f in futures) == [0.0, 1.0, 2.0, 3.0]
     assert model.calls == [4]
+
+
+def test_one_gathering_makes_one_call_per_model_and_answers_each_from_its_model() -> None:
+    # A canary's requests wait in the same queue as the primary's: one gathering, one call per model.
+    primary, canary = FakeModel(delay=0.2), FakeModel(offset=1000)
+    batcher = MicroBatcher(max_rows=64)
+    calls = sample("model_server_batch_size_count")
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(batcher.predict, primary, rows_of(100.0))
+        time.sleep(0.05)  # the first call is running: these queue behind it, the models interleaved
+        models = [primary, canary, primary, primary, canary, primary]
+        rest = [pool.submit(batcher.predict, m, rows_of(float(i), 2), i == 1) for i, m in enumerate(models)]
+        results = [f.result(timeout=10) for f in rest]
+    assert first.result().labels.tolist() == [100.0]
+    assert primary.calls == [1, 8] and canary.calls == [4], (primary.calls, canary.calls)
+    assert sample("model_server_batch_size_count") - calls == 3
+    for i, (model, result) in enumerate(zip(models, results, strict=True)):
+        assert result.labels.tolist() == [float(i) + (1000 if model is canary else 0)] * 2
+        assert (result.probabilities is not None) == (i == 1)
+
+
+def test_a_model_that_fails_its_gathered_call_fails_no_request_of_another_model() -> None:
+    good, failing = FakeModel(delay=0.2), FakeModel()
+    batcher = MicroBatcher(max_rows=64)
+    with ThreadPoolExecutor(6) as pool:
+        pool.submit(batcher.predict, good, rows_of(9.0))
+        time.sleep(0.05)
+        asked = [(good, 1.0), (failing, -1.0), (good, 2.0), (failing, 3.0)]
+        futures = [pool.submit(batcher.predict, model, rows_of(value)) for model, value in asked]
+        assert futures[0].result(timeout=10).labels.tolist() == [1.0]
+        assert futures[2].result(timeout=10).labels.tolist() == [2.0]
+        assert futures[3].result(timeout=10).labels.tolist() == [3.0]  # retried alone, without the bad row
+        with pytest.raises(ValueError, match="negative input"):
+            futures[1].result(timeout=10)
+    assert good.calls == [1, 2] and failing.calls == [2, 1, 1], (good.calls, failing.calls)
 
 
 def test_batch_metrics_recorded() -> None:
@@ -109,7 +156,7 @@ def test_batch_metrics_recorded() -> None:
     before_sum = sample("model_server_batch_size_sum")
     waits = sample("model_server_batch_queue_wait_seconds_count")
     model = FakeModel(delay=0.1)
-    batcher = MicroBatcher(model, max_rows=64)
+    batcher = OneModel(model, max_rows=64)
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(batcher.predict, rows_of(1.0))
         time.sleep(0.03)
@@ -145,7 +192,7 @@ def test_batching_can_be_turned_off(app_factory: Any) -> None:
 # --- whatever happens in a batch, every request gets an answer and the next one is served -----
 
 
-def ask(batcher: MicroBatcher, rows: np.ndarray) -> Future:
+def ask(batcher: OneModel, rows: np.ndarray) -> Future:
     """``batcher.predict(rows)`` in a daemon thread: a request that hangs cannot hang the tests."""
     future: Future = Future()
 
@@ -172,7 +219,7 @@ def outcomes(futures: list[Future]) -> list[Any]:
     return results
 
 
-def behind_a_running_call(batcher: MicroBatcher, values: list[float]) -> tuple[Future, list[Future]]:
+def behind_a_running_call(batcher: OneModel, values: list[float]) -> tuple[Future, list[Future]]:
     """One request in a model call (label 100), then requests queued behind it, in this order."""
     first = ask(batcher, rows_of(100.0))
     time.sleep(0.05)
@@ -195,7 +242,7 @@ def kinds(results: list[Any]) -> list[str]:
 def test_a_metrics_write_that_fails_in_the_leader_answers_the_batch(
     monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    batcher = MicroBatcher(FakeModel(delay=0.2), max_rows=64)
+    batcher = OneModel(FakeModel(delay=0.2), max_rows=64)
     first, batch = behind_a_running_call(batcher, [0.0, 1.0, 2.0])
     owner, name = (metrics, where) if "." not in where else (getattr(metrics, where.split(".")[0]), "observe")
 
@@ -221,7 +268,7 @@ def test_a_base_exception_from_the_model_answers_the_batch() -> None:
                 raise Abort("interrupted")
             return prediction
 
-    batcher = MicroBatcher(AbortingModel(delay=0.2), max_rows=3)
+    batcher = OneModel(AbortingModel(delay=0.2), max_rows=3)
     values = [0.0, 1.0, 2.0, 3.0]
     first, batch = behind_a_running_call(batcher, values)  # a batch of three, and one behind it
 

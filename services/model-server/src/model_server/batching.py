@@ -1,21 +1,30 @@
-"""Adaptive micro-batching: concurrent requests of one worker share one model call.
+"""Adaptive micro-batching: concurrent requests of one worker share model calls.
 
-Leader/follower, no background thread. A request that finds the model idle leads a model call:
-it first yields once (``time.sleep(0)``), so that every request already received by this worker
-reaches the queue, then takes the queue (up to ``max_rows`` rows). Requests that arrive while a
-model call is running queue up; when that call ends, the first of them leads the next call. Batch
-size therefore follows the load by itself, and at low load batching costs one yield.
-``max_wait`` (default 0) optionally lets a leader wait a little longer for more requests.
+Leader/follower, no background thread, one batcher per worker for all the models it serves. A
+request that finds the batcher idle leads a gathering: it first yields once (``time.sleep(0)``),
+so that every request already received by this worker reaches the queue, then takes the queue (up
+to ``max_rows`` rows) and makes one model call per model among the requests taken, in the order
+they came. Requests that arrive meanwhile queue up; when the gathering ends, the first of them
+leads the next one. Batch size therefore follows the load by itself, and at low load batching
+costs one yield. ``max_wait`` (default 0) optionally lets a leader wait a little longer for more
+requests.
 
-The yield is what makes batching work under gevent (the server's worker): a greenlet runs until
-it blocks, so without it a leader would never see the requests its worker has not yet read.
-With threads it hands the GIL to request threads that are ready.
+One batcher per worker, not one per model: under gevent (the server's worker) a model call holds
+the worker's only thread anyway, so calls never overlap, and one gathering for every model keeps
+the requests of a version with a small share of the traffic (a canary at 10 %) in the gathering
+of the others. A batcher per version made each such request a gathering of its own: more model
+calls and more leaders for the same traffic.
 
-Results are split back per request. If a batched call fails, each request of the batch is
-retried alone, so one bad request never fails its batch-mates.
+The yield is what makes batching work under gevent: a greenlet runs until it blocks, so without
+it a leader would never see the requests its worker has not yet read. With threads it hands the
+GIL to request threads that are ready.
+
+Results are split back per request. If a batched call fails, each request of that call is
+retried alone, so one bad request never fails its batch-mates, and one model's failure never
+fails the requests for another.
 
 Invariant: a leader always passes leadership on and answers every request of its batch, whatever
-happens in it. Its work runs in ``try``/``finally``: an error outside the model call (a metrics
+happens in it. Its work runs in ``try``/``finally``: an error outside the model calls (a metrics
 write) or a ``BaseException`` (``gevent.Timeout``, ``GreenletExit`` when a greenlet is killed)
 still reaches the leader itself, while its batch-mates get :class:`BatchInterrupted` instead of
 waiting forever. Leadership must never go to a dead waiter either: a follower interrupted while
@@ -45,6 +54,7 @@ class Model(Protocol):
 
 @dataclass(eq=False)
 class _Request:
+    model: Model
     rows: np.ndarray
     with_probabilities: bool
     queued_at: float = field(default_factory=time.perf_counter)
@@ -55,10 +65,9 @@ class _Request:
 
 
 class MicroBatcher:
-    """Thread-safe front of a model: ``predict`` may be called from many greenlets or threads."""
+    """Thread-safe front of a worker's models: ``predict`` may be called from many greenlets or threads."""
 
-    def __init__(self, model: Model, max_rows: int, max_wait_seconds: float = 0.0) -> None:
-        self._model = model
+    def __init__(self, max_rows: int, max_wait_seconds: float = 0.0) -> None:
         self._max_rows = max_rows
         self._max_wait = max_wait_seconds
         self._lock = threading.Lock()
@@ -66,8 +75,9 @@ class MicroBatcher:
         self._queue: list[_Request] = []
         self._busy = False  # a leader is running; invariant: not busy => queue empty
 
-    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
-        request = _Request(rows, with_probabilities)
+    def predict(self, model: Model, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        """``model.predict(rows, with_probabilities)``, in a model call shared with concurrent requests."""
+        request = _Request(model, rows, with_probabilities)
         with self._lock:
             self._queue.append(request)
             if self._max_wait > 0:  # only a leader that waits for batch-mates listens
@@ -107,8 +117,7 @@ class MicroBatcher:
                         self._arrived.wait(left)
                 batch = _take(self._queue, self._max_rows)
             started = time.perf_counter()
-            metrics.observe_many(metrics.BATCH_QUEUE_WAIT, started - np.fromiter((r.queued_at for r in batch), float))
-            metrics.BATCH_SIZE.observe(len(batch))
+            metrics.observe_many(metrics.BATCH_QUEUE_WAIT, [started - r.queued_at for r in batch])
             self._run(batch)
         except BaseException as exc:
             failure = exc
@@ -126,7 +135,7 @@ class MicroBatcher:
                 member.done.set()
 
     def _pass_on(self) -> None:
-        """Hand leadership to the first queued request, or mark the model idle (lock held)."""
+        """Hand leadership to the first queued request, or mark the batcher idle (lock held)."""
         if self._queue:
             successor = self._queue[0]
             successor.lead = True
@@ -135,30 +144,42 @@ class MicroBatcher:
             self._busy = False
 
     def _run(self, batch: list[_Request]) -> None:
-        if len(batch) == 1:
-            _settle(batch[0], self._model)
-            return
-        with_probabilities = any(r.with_probabilities for r in batch)
-        try:
-            joined = self._model.predict(np.concatenate([r.rows for r in batch]), with_probabilities)
-        except Exception:
-            for request in batch:  # isolate the failure: each request alone
-                _settle(request, self._model)
-            return
-        start = 0
+        """One model call per model among ``batch``'s requests, in the order of each model's first request."""
+        by_model: dict[int, list[_Request]] = {}
         for request in batch:
-            end = start + len(request.rows)
-            probabilities = joined.probabilities if request.with_probabilities else None
-            request.result = Prediction(
-                labels=joined.labels[start:end],
-                probabilities=probabilities[start:end] if probabilities is not None else None,
-            )
-            start = end
+            by_model.setdefault(id(request.model), []).append(request)
+        for requests in by_model.values():
+            metrics.BATCH_SIZE.observe(len(requests))
+            _call(requests)
 
 
-def _settle(request: _Request, model: Model) -> None:
+def _call(requests: list[_Request]) -> None:
+    """One call of the requests' model (all the same) for all their rows; each alone if it fails."""
+    model = requests[0].model
+    if len(requests) == 1:
+        _settle(requests[0])
+        return
+    with_probabilities = any(r.with_probabilities for r in requests)
     try:
-        request.result = model.predict(request.rows, request.with_probabilities)
+        joined = model.predict(np.concatenate([r.rows for r in requests]), with_probabilities)
+    except Exception:
+        for request in requests:  # isolate the failure: each request alone
+            _settle(request)
+        return
+    start = 0
+    for request in requests:
+        end = start + len(request.rows)
+        probabilities = joined.probabilities if request.with_probabilities else None
+        request.result = Prediction(
+            labels=joined.labels[start:end],
+            probabilities=probabilities[start:end] if probabilities is not None else None,
+        )
+        start = end
+
+
+def _settle(request: _Request) -> None:
+    try:
+        request.result = request.model.predict(request.rows, request.with_probabilities)
     except Exception as exc:
         request.error = exc
 

@@ -16,6 +16,8 @@ predictor.MAX_CLASS_LABELS share one "other"; feedback names known classes only)
 
 from __future__ import annotations
 
+import bisect
+import collections
 import os
 from collections.abc import Sequence
 from typing import Generic, TypeVar
@@ -181,9 +183,23 @@ def method_label(method: str) -> str:
     return method if method in HTTP_METHODS else OTHER_METHOD
 
 
-def observe_many(histogram: Histogram, values: np.ndarray) -> None:
-    """``histogram.observe(v)`` for every value of a 1-D array (see :func:`observe_columns`)."""
-    observe_columns([histogram], np.asarray(values, dtype=np.float64).reshape(-1, 1))
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every value ``v`` (finite), with one write for the sum and one per touched bucket.
+
+    prometheus_client has no bulk observe: per value, ``observe`` scans the buckets in Python and
+    writes the sum and a bucket (in multiprocess mode each write takes a lock and touches an mmap).
+    This is for the few values of one micro-batch, where plain Python beats numpy's per-call cost.
+    It reads the histogram's own fields (``_upper_bounds``, ``_buckets``, ``_sum``) of the pinned
+    prometheus_client; tests/unit/model_server/test_metrics.py checks the result against ``observe``.
+    """
+    if not values:
+        return
+    bounds = histogram._upper_bounds  # ascending, +Inf last
+    # observe() counts a value in the first bucket whose bound is >= the value: bisect "left".
+    touched = collections.Counter(bisect.bisect_left(bounds, value) for value in values)
+    histogram._sum.inc(sum(values))
+    for index, count in touched.items():
+        histogram._buckets[index].inc(count)
 
 
 def observe_column_sums(summaries: Sequence[Summary], matrix: np.ndarray) -> None:
@@ -197,29 +213,6 @@ def observe_column_sums(summaries: Sequence[Summary], matrix: np.ndarray) -> Non
     for summary, total in zip(summaries, matrix[:, : len(summaries)].sum(axis=0), strict=True):
         summary._count.inc(len(matrix))
         summary._sum.inc(float(total))
-
-
-def observe_columns(histograms: Sequence[Histogram], matrix: np.ndarray) -> None:
-    """``histograms[j].observe(v)`` for every value ``v`` of column ``j`` of a 2-D array, in one numpy pass.
-
-    The histograms share one bucket layout. prometheus_client has no bulk observe: per value,
-    ``observe`` scans the buckets in Python and writes the sum and a bucket (in multiprocess mode
-    each write takes a lock and touches an mmap). Here the buckets are counted with numpy and
-    each touched bucket is written once. This reads the histograms' own fields
-    (``_upper_bounds``, ``_buckets``, ``_sum``) of the pinned prometheus_client;
-    tests/unit/model_server/test_metrics.py checks the result against ``observe``.
-    """
-    if matrix.size == 0 or not histograms:
-        return
-    bounds = histograms[0]._upper_bounds  # ascending, +Inf last
-    n_bounds, n_columns = len(bounds), len(histograms)
-    # observe() counts a value in the first bucket whose bound is >= the value: searchsorted "left".
-    flat = np.searchsorted(bounds, matrix[:, :n_columns], side="left") + np.arange(n_columns) * n_bounds
-    counts = np.bincount(flat.ravel(), minlength=n_bounds * n_columns)
-    for histogram, total in zip(histograms, matrix[:, :n_columns].sum(axis=0), strict=True):
-        histogram._sum.inc(float(total))
-    for index in np.flatnonzero(counts):
-        histograms[index // n_bounds]._buckets[index % n_bounds].inc(int(counts[index]))
 
 
 def exposition(*current: Collector) -> tuple[bytes, str]:

@@ -7,8 +7,9 @@ Every ``MODEL_POLL_SECONDS`` (0: once, at start) one :meth:`RepositoryManager.sy
    preserving: never unload the last servable version before its successor serves);
 3. loads each new version beside the old ones: verified (the safe-loading rules of
    :mod:`.artifact`), checked (the Treelite runtime against scikit-learn, :mod:`.runtime`) and
-   warmed up (:class:`.predictor.Predictor`), with a micro-batcher of its own, so requests for
-   different versions never share a model call. Only then is it published in the registry;
+   warmed up (:class:`.predictor.Predictor`). Requests for every version go through the worker's
+   one micro-batcher, which never puts two versions in one model call. Only then is it published
+   in the registry;
 4. publishes the new :class:`.registry.Snapshot` in one assignment. Requests already running
    keep the snapshot they started with and finish on their version.
 
@@ -63,15 +64,18 @@ Loader = Callable[[str, int, Path], Servable]
 
 
 def servable_loader(settings: Settings) -> Loader:
-    """Load, verify, check and warm up one version directory; raise ModelLoadError on any refusal."""
+    """Load, verify, check and warm up one version directory; raise ModelLoadError on any refusal.
+
+    Every version the loader loads shares one micro-batcher (:mod:`.batching`: one per worker).
+    """
+    batcher = None
+    if settings.batch_max_rows > 0:
+        batcher = MicroBatcher(settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
 
     def load(name: str, version: int, path: Path) -> Servable:
         artifact = load_artifact(path, settings.model_sha256, tuple(settings.model_trusted_types))
         predictor = Predictor(artifact, name, str(version), settings.drift_max_features, settings.model_runtime)
         predictor.warm_up()
-        batcher = None
-        if settings.batch_max_rows > 0:
-            batcher = MicroBatcher(predictor, settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
         return Servable(predictor=predictor, batcher=batcher)
 
     return load

@@ -36,10 +36,10 @@ class State(StrEnum):
 
 @dataclass(frozen=True, eq=False)
 class Servable:
-    """One loaded, warmed-up model version; ``predict`` goes through its own micro-batcher."""
+    """One loaded, warmed-up model version; ``predict`` goes through the worker's micro-batcher."""
 
     predictor: Predictor
-    batcher: MicroBatcher | None = None  # None: every request calls the model itself
+    batcher: MicroBatcher | None = None  # shared by every version; None: every request calls the model itself
 
     @property
     def description(self) -> ModelDescription:
@@ -54,7 +54,9 @@ class Servable:
         return int(self.predictor.description.version)
 
     def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
-        return (self.batcher or self.predictor).predict(rows, with_probabilities)
+        if self.batcher is None:
+            return self.predictor.predict(rows, with_probabilities)
+        return self.batcher.predict(self.predictor, rows, with_probabilities)
 
 
 @dataclass(frozen=True)

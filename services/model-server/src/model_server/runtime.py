@@ -60,16 +60,19 @@ class TreeliteRuntime:
 
     def __init__(self, estimator: Any) -> None:
         import treelite
+        from treelite.gtil import gtil  # the module gtil.predict lives in
 
         self._model = treelite.sklearn.import_model(estimator)
         self._classes = getattr(estimator, "classes_", None)
+        # gtil.predict(model, rows, nthread=1) builds this configuration anew on every call (JSON, then
+        # a parse in C++: a fifth of a one-row call); it is immutable, so one per model serves every call.
+        self._config = gtil.GTILConfig(predict_type="default", nthread=1)
+        self._predict = gtil._predict_impl  # what gtil.predict calls with it, in the pinned treelite
 
     def _raw(self, rows: np.ndarray) -> np.ndarray:
-        from treelite import gtil
-
         # scikit-learn compares float32 inputs with its thresholds: round the same way.
         rows32 = np.ascontiguousarray(rows, dtype=np.float32).astype(np.float64)
-        return gtil.predict(self._model, rows32, nthread=1).reshape(len(rows), -1)
+        return self._predict(self._model, rows32, config=self._config).reshape(len(rows), -1)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         return self._raw(rows)
