@@ -133,7 +133,7 @@ def test_every_address_comes_from_a_target(path: Path) -> None:
 
 # The sample below must not itself contain a lookup of this machine's address that the stack's
 # own scans would find: the call on line 9 is spelled out only when the sample is built.
-_LOOKUP = "socket." + "gethostbyname(socket." + "gethostname())"
+_LOOKUP = "socket.{}(socket.{}())".format("gethost" + "byname", "gethost" + "name")
 BAD = """
 import socket, http.client
 from tests.support.addresses import Target
