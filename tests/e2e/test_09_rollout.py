@@ -105,6 +105,16 @@ def test_a_90_10_canary_split(rollout: tuple[Stack, Path]) -> None:
              lambda: answered(stack, "model_server_model_requests_total", "version") == expected or None,
              timeout=60, interval=2)  # fmt: skip
 
+    # rate() extrapolates each replica's increase to the window's end by the time since its last
+    # scrape (up to a scrape interval) relative to the span its samples cover. Right after a burst
+    # that span is a few scrapes long, so replicas scraped at different moments weigh up to twice
+    # as much as each other, and the shares move by a few percent. Once every replica's series
+    # covers 70 s or more, the weights differ by at most a seventh.
+    samples = f'min(count_over_time(model_server_model_requests_total{{job="model",model="{MODEL}"}}[10m]))'
+    wait_for("every replica's counters to cover 70 s of scrapes",
+             lambda: [r for r in stack.query(samples) if float(r["value"][1]) >= 8] or None,
+             timeout=120, interval=5)  # fmt: skip
+
     # The dashboard's served share per version, over a window holding the whole run, from 0.
     [served] = [e for t, e in panel_queries(DASHBOARD) if t.startswith("Traffic share") and "traffic_share" not in e]
     promql = render_expr(served, interval="10m", variables={**all_values(DASHBOARD), "model": MODEL})
