@@ -1,134 +1,162 @@
-"""What the systems of one run share: settings, the compose project, the model's files and answers.
+"""What one run shares: the image's model (copied out, checked, re-saved for the tutorial and MLServer; bench/README.md,
+The model), the host repositories built from it, and the compose project ``bench-<id>`` with its override."""
 
-:meth:`Context.prepare` builds the model-server image, reads from the compose configuration how a
-replica runs (environment, hardening, port) and on which port nginx listens, copies the image's
-model out and writes the other systems' copies of it. :meth:`Context.check` asks a system every
-check row.
-
-The compose project (``bench-<id>``) reads ``docker-compose.yml`` and an override written here:
-``BENCH_MODEL_ENV`` for the replicas, and **no published port for nginx** (``!reset``): the
-benchmark reaches nginx at its container's own address, so nothing of the run listens on this
-machine's interfaces and no docker-proxy relays the load.
-"""
-
-from __future__ import annotations
-
+import hashlib
 import json
+import pickle
+import shutil
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from tests.support.commands import Failed, run
-from tests.support.compose import COMPOSE_FILE, ComposeProject
-from tests.support.docker import hardening_flags
+import numpy as np
 
-from .client import connect, post_json
-from .features import ALL_ON, MODEL, build_repository
-from .model import IMAGE_MODEL_DIR, TUTORIAL_ROW, check_rows, load_model_dir, retrained_agrees, write_artifacts
+from harness.commands import Failed, run
+from harness.compose import COMPOSE_FILE, ComposeProject
+from harness.docker import hardening_flags
+
 from .settings import Settings
-from .systems import System
+
+MODEL, SECOND = "iris-rf", "iris-rf-b"  # the image's model, served by /predict; the 2 x 2 repository's second
+IMAGE_MODEL_DIR = f"/opt/models/{MODEL}/1"
+TUTORIAL_ROW = [1, 2, 3, 4]
+EXPECTED_UNTRUSTED = {"sklearn.tree._tree.Tree"}  # what a forest's skops file holds beyond skops' trusted types
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def readable(root: Path) -> None:
+    for path in (root, *root.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@dataclass(frozen=True)
+class Layout:
+    models: dict[str, tuple[int, ...]]
+    config: dict[str, Any] = field(default_factory=dict)
+    second_config: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, root: Path, version_dir: Path) -> Path:
+        shutil.rmtree(root, ignore_errors=True)
+        for name, versions in self.models.items():
+            for version in versions:
+                shutil.copytree(version_dir, root / name / str(version))
+        for name, config in ((MODEL, self.config), (SECOND, self.second_config)):
+            if config and name in self.models:
+                (root / name / "config.json").write_text(json.dumps(config))
+        readable(root)
+        return root
+
+
+ALL = {"version_policy": {"all": {}}}
+ONE = Layout({MODEL: (1,)})
+TWO_BY_TWO = Layout({MODEL: (1, 2), SECOND: (1, 2)}, ALL, {"version_policy": {"latest": 2}})
+CANARY = Layout({MODEL: (1, 2)}, {**ALL, "traffic": {"1": 90, "2": 10}})
+SHADOW = Layout({MODEL: (1, 2)}, {**ALL, "traffic": {"1": 100}, "shadow": {"version": "2", "percent": 100}})
+# What the full stack (c) serves: every request-path feature at once.
+ALL_ON = Layout(TWO_BY_TWO.models, {**CANARY.config, "shadow": SHADOW.config["shadow"]}, TWO_BY_TWO.second_config)
+
+
+def load_model_dir(model_dir: Path) -> tuple[Any, dict[str, Any], str]:
+    """(estimator, metadata, SHA-256), refused if the digest is not the metadata's or a type is not a forest's."""
+    import skops.io
+
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    artifact = model_dir / metadata.get("artifact", "model.skops")
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    if metadata.get("sha256") and metadata["sha256"] != digest:
+        raise Failed(f"{artifact} SHA-256 {digest} differs from metadata.json's {metadata['sha256']}")
+    untrusted = skops.io.get_untrusted_types(file=artifact)
+    if unexpected := sorted(set(untrusted) - EXPECTED_UNTRUSTED):
+        raise Failed(f"{artifact} holds unexpected types {unexpected}")
+    return skops.io.load(artifact, trusted=untrusted), metadata, digest
+
+
+def check_rows() -> list[list[float]]:
+    """Iris, the tutorial's row, and 29 random rows within iris' ranges (seeded)."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris().data
+    random_rows = np.random.default_rng(0).uniform(iris.min(axis=0), iris.max(axis=0), size=(29, 4)).round(2)
+    return np.vstack([iris, [TUTORIAL_ROW], random_rows]).tolist()
 
 
 class Context:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.run_label = {"bench.run": settings.bench_id}  # on every container the run starts outside compose
-        self.model_pickle = settings.run_dir / "tutorial" / "model.pkl"
-        self.image_model_dir = settings.run_dir / "image-model"  # the image's iris-rf/1, copied out
-        self.stack_repository = settings.run_dir / "repo-stack"  # what the stack serves: every feature on
-        self.rows: list[list[float]] = []
+        s = self.settings = settings
+        self.run_label = {"bench.run": s.id}  # on every container the run starts outside compose
+        self.model_dir = s.run_dir / "image-model"  # the image's iris-rf/1, copied out
+        self.model_pickle = s.run_dir / "tutorial" / "model.pkl"
+        self.rows: list[list[float]] = []  # the check rows, and the model's answers to them
         self.expected: list[Any] = []
         self.model_info: dict[str, Any] = {}
-        # How compose runs a replica and nginx (from `docker compose config`, read in prepare()).
-        self.replica_env: dict[str, str] = {}
-        self.replica_hardening: list[str] = []
-        self.replica_port = 0
-        self.nginx_port = 0
-        self.empty_env_file = settings.run_dir / "empty.env"
-        self.override_file = settings.run_dir / "compose.override.yml"
+        # How docker-compose.yml runs a replica and nginx, read in prepare().
+        self.replica_env, self.replica_hardening, self.replica_port, self.nginx_port = {}, [], 0, 0
+        env = {"MODEL_IMAGE": s.image, "MODEL_REPLICAS": str(s.replicas), "GUNICORN_WORKERS": str(s.workers or ""),
+               "MODEL_CPUS": str(s.model_cpus), "MODEL_MEMORY": s.model_memory, "NGINX_RATE_LIMIT": s.rate_limit,
+               "NGINX_RATE_BURST": s.rate_burst, "API_KEYS": ""}  # fmt: skip
         # --env-file: a developer's .env (API keys, ports, ...) must not leak into the benchmark.
-        self.project = ComposeProject(
-            settings.project,
-            env={
-                "MODEL_IMAGE": settings.image,
-                "MODEL_REPLICAS": str(settings.replicas),
-                "GUNICORN_WORKERS": str(settings.workers or ""),
-                "MODEL_CPUS": str(settings.model_cpus),
-                "MODEL_MEMORY": settings.model_memory,
-                "NGINX_RATE_LIMIT": settings.rate_limit,
-                "NGINX_RATE_BURST": settings.rate_burst,
-                "API_KEYS": "",
-            },
-            files=(COMPOSE_FILE, self.override_file),
-            env_file=self.empty_env_file,
-            log_to=settings.run_dir / "compose.log",
-        )
+        self.project = ComposeProject(s.project, env, (COMPOSE_FILE, s.run_dir / "compose.override.yml"),
+                                      env_file=s.run_dir / "empty.env", log_to=s.run_dir / "compose.log")  # fmt: skip
 
     def prepare(self) -> None:
-        s = self.settings
-        self.empty_env_file.write_text("")
-        model_env = json.dumps({"environment": s.model_env})
+        s, project = self.settings, self.project
+        (s.run_dir / "empty.env").write_text("")
         # JSON is YAML; `!reset` (Compose >= 2.24) drops nginx's published port.
-        self.override_file.write_text(f'{{"services": {{"nginx": {{"ports": !reset []}}, "model": {model_env}}}}}\n')
-        # How docker-compose.yml alone runs a replica and nginx: what (b) copies, and nginx's own port.
-        production = ComposeProject(s.project, self.project.env, files=(COMPOSE_FILE,), env_file=self.empty_env_file)
-        services = production.config()["services"]
-        model = services["model"]
-        self.replica_env = {k: "" if v is None else str(v) for k, v in model["environment"].items()}
+        model_env = json.dumps({"environment": s.model_env})
+        project.files[1].write_text(f'{{"services": {{"nginx": {{"ports": !reset []}}, "model": {model_env}}}}}\n')
+        config = ComposeProject(s.project, project.env, (COMPOSE_FILE,), env_file=project.env_file).config()
+        model = config["services"]["model"]
+        self.replica_env = {key: "" if value is None else str(value) for key, value in model["environment"].items()}
         self.replica_hardening = hardening_flags(model)
         (self.replica_port,) = (int(port) for port in model["expose"])
-        (self.nginx_port,) = (int(port["target"]) for port in services["nginx"]["ports"])
-        self.project.compose("build", "model", timeout=1200)
+        (self.nginx_port,) = (int(port["target"]) for port in config["services"]["nginx"]["ports"])
+        project.compose("build", "model", timeout=1200)
         self._copy_model()
-        # The stack runs with every feature of the request path on (features.ALL_ON), from a host repository.
-        build_repository(self.stack_repository, self.image_model_dir, ALL_ON)
-        self.project.env.update(
-            {"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(self.stack_repository), "DEFAULT_MODEL": MODEL}
-        )
+        repository = ALL_ON.build(s.run_dir / "repo-stack", self.model_dir)
+        project.env.update({"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(repository), "DEFAULT_MODEL": MODEL})
 
     def _copy_model(self) -> None:
-        """The model the replicas serve, copied out of the image, checked, loaded and re-saved for the others."""
+        import joblib
+
         s = self.settings
-        copy_name = f"bench-{s.bench_id}-modelcopy"
-        image_model = self.image_model_dir
-        labels = [arg for key, value in self.run_label.items() for arg in ("--label", f"{key}={value}")]
-        run(["docker", "create", "--name", copy_name, *labels, s.image], timeout=60)
+        name = f"bench-{s.id}-modelcopy"
+        run(["docker", "create", "--name", name, "--label", f"bench.run={s.id}", s.image], timeout=60)
         try:
-            run(["docker", "cp", f"{copy_name}:{IMAGE_MODEL_DIR}", str(image_model)], timeout=60)
+            run(["docker", "cp", f"{name}:{IMAGE_MODEL_DIR}", str(self.model_dir)], timeout=60)
         finally:
-            run(["docker", "rm", "-f", copy_name], timeout=60, check=False)
-        model, metadata, digest = load_model_dir(image_model)
-        artifact = metadata.get("artifact", "model.skops")
+            run(["docker", "rm", "-f", name], timeout=60, check=False)
+        model, metadata, digest = load_model_dir(self.model_dir)
         self.rows = check_rows()
         self.expected = model.predict(self.rows).tolist()
-        write_artifacts(model, metadata, self.model_pickle, s.run_dir / "mlserver")
+        self.model_pickle.parent.mkdir(parents=True, exist_ok=True)
+        self.model_pickle.write_bytes(pickle.dumps(model))
+        folder = s.run_dir / "mlserver" / MODEL  # MLServer's repository: a joblib file and its model-settings.json
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(model, folder / "model.joblib")
+        parameters = {"uri": "./model.joblib", "version": str(metadata.get("version", "1"))}
+        mlserver = {"name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": parameters}
+        (folder / "model-settings.json").write_text(json.dumps(mlserver, indent=2))
         self.model_info = {
             "estimator": type(model).__name__,
-            "params": {k: model.get_params()[k] for k in ("n_estimators", "max_depth", "random_state")},
-            "source": f"{s.image}:{IMAGE_MODEL_DIR}/{artifact} (trained in the image build)",
+            "params": {key: model.get_params()[key] for key in ("n_estimators", "max_depth", "random_state")},
+            "source": f"{s.image}:{IMAGE_MODEL_DIR}/{metadata.get('artifact', 'model.skops')}",
             "sha256": digest,
-            "metadata": {
-                k: metadata.get(k)
-                for k in ("name", "version", "created", "sklearn_version", "numpy_version", "python_version", "metrics")
-            },
-            "tutorial_artifact": "pickle.dump of the loaded estimator",
-            "mlserver_artifact": "joblib.dump of the loaded estimator",
+            "metadata": {key: metadata.get(key) for key in ("name", "version", "created", "sklearn_version",
+                                                            "numpy_version", "python_version", "metrics")},
             "check_rows": len(self.rows),
-            "identical_refit_agrees": retrained_agrees(model, self.rows, s.run_dir / "retrained"),
+            "identical_refit_agrees": self._retrained_agrees(model),
             "prediction_for_tutorial_row": self.expected[self.rows.index(TUTORIAL_ROW)],
-        }
+        }  # fmt: skip
 
-    def check(self, system: System) -> dict[str, Any]:
-        """Every check row, one request each: the system must answer 200 with the model's prediction."""
-        target = system.target
-        connection = connect(target)
-        mismatches = []
-        try:
-            for row, expected in zip(self.rows, self.expected, strict=True):
-                status, answer = post_json(target, system.path, system.body(row), connection)
-                got = system.prediction(answer) if status == 200 else f"HTTP {status}: {answer}"
-                if got != expected:
-                    mismatches.append({"row": row, "expected": expected, "got": got})
-        finally:
-            connection.close()
-        if mismatches:
-            raise Failed(f"{len(mismatches)}/{len(self.rows)} wrong answers, first: {mismatches[0]}")
-        return {"rows": len(self.rows), "all_correct": True}
+    def _retrained_agrees(self, model: Any) -> bool:
+        """Whether the server's own recipe, run here, makes a model that predicts the check rows alike."""
+        from model_server.tools.train import train
+
+        train(self.settings.run_dir / "retrained", MODEL, "1")
+        retrained, _, _ = load_model_dir(self.settings.run_dir / "retrained")
+        return bool(np.array_equal(retrained.predict(self.rows), model.predict(self.rows)))

@@ -1,64 +1,124 @@
-"""The run: every system in turn, each comparison group's paired rounds, then ``latest.json`` (partial
-results in the run folder if interrupted).
+"""The run: every system in turn, each group's paired rounds, then ``latest.json``. Everything started is recorded
+(``pgid-*`` files, the label ``bench.run=<id>``, the project ``bench-<id>``) for bench/run's trap, and stopped here."""
 
-A system that belongs to a comparison group (:func:`.rounds.plan`) stays up after its own
-measurements until the group's last system has been measured, frozen (:mod:`.freeze`) while
-other systems are measured; then the group's paired rounds run (:mod:`.interleaved`) and its
-systems are stopped (thawed first). Every other system is stopped as soon as it has been measured.
-"""
-
-from __future__ import annotations
-
+import hashlib
+import importlib.metadata
 import json
 import os
+import platform
+import re
 import signal
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from tests.support.commands import Failed
+import psutil
 
-from .containers import Direct, Stack
-from .context import Context
-from .guarded import Guarded
-from .hosts import MLServer, Tutorial
-from .interleaved import run_group
-from .measure import foreign_containers, log, measure, stop
-from .results import batching_toggle, environment, server_sources, settings_section
-from .rounds import Group, plan
-from .settings import Settings
-from .systems import System
+from harness.commands import ROOT, Failed, run
+from harness.compose import COMPOSE_FILE
+
+from .context import Context, log
+from .measure import Group, foreign_containers, measure, plan, run_group, stop
+from .settings import Settings, env_str
+from .systems import Direct, Guarded, MLServer, Stack, System, Tutorial
+
+SERVER_SRC = ROOT / "services" / "model-server"
+BENCH_PACKAGES = ["Flask", "Werkzeug", "numpy", "scikit-learn", "scipy", "joblib", "skops", "psutil", "matplotlib",
+                  "pydantic-settings"]  # fmt: skip
+LOCAL = {"id", "project", "run_dir", "results_dir", "mlserver_venv", "cache_dir", "python", "mlserver_python"}
+MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvicorn", "fastapi", "uvloop", "scikit-learn", "numpy", "joblib"]
 
 
 def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
-    """The systems of ``BENCH_SYSTEMS`` in its order, (b') right after (b) when batching can be turned off."""
-    catalog: dict[str, System] = {
-        "tutorial": Tutorial("tutorial", "a) tutorial app (Flask dev server)"),
-        "mlserver": MLServer("mlserver", "d) MLServer 1.7.1 (sklearn runtime)"),
-        "direct": Direct("direct", "b) model-server, 1 replica direct"),
-        "stack": Stack("stack", "c) full stack: nginx + 3 replicas"),
-    }
+    """``BENCH_SYSTEMS`` in its order, (b') right after (b) when batching can be turned off, then the guard's rows."""
+    catalog: dict[str, System] = {"tutorial": Tutorial("tutorial", "a) tutorial app (Flask dev server)"),
+                                  "mlserver": MLServer("mlserver", "d) MLServer 1.7.1 (sklearn runtime)"),
+                                  "direct": Direct("direct", "b) model-server, 1 replica direct"),
+                                  "stack": Stack("stack", "c) full stack: nginx + 3 replicas")}  # fmt: skip
     systems = []
     for key in s.systems:
         systems.append(catalog[key])
         if key == "direct" and batching_on:
             systems.append(Direct("direct-nobatch", "b') 1 replica direct, batching off", s.batch_off_env))
-    for key in s.features:  # the performance guard, after the comparison
-        systems.append(Guarded(key, s.reload_cycles if key == "f-reload" else 0))
-    return systems
+    return systems + [Guarded(key, s.reload_cycles if key == "f-reload" else 0) for key in s.features]
 
 
-def concurrency_of(s: Settings, system: System) -> list[int]:
-    """The concurrencies a system is measured at: (b')'s, the guard's rows', or everyone else's."""
-    if system.key == "direct-nobatch":
-        return s.batch_concurrency
-    return s.feature_concurrency if isinstance(system, Guarded) else s.concurrency
+def batching_toggle(s: Settings) -> tuple[bool, str]:
+    """Whether the server has the variable that turns batching off: in its code, gunicorn config or compose file."""
+    if not s.batch_off_env:
+        return False, "BENCH_BATCH_OFF_ENV is empty: batching comparison disabled"
+    if s.batch_off_explicit:
+        return True, f"BENCH_BATCH_OFF_ENV={env_str(s.batch_off_env)} (set explicitly)"
+    key = next(iter(s.batch_off_env))
+    pattern = re.compile(rf"\b{re.escape(key)}\b", re.IGNORECASE)
+    for path in [*sorted(SERVER_SRC.joinpath("src").rglob("*.py")), SERVER_SRC / "gunicorn.conf.py", COMPOSE_FILE]:
+        if path.is_file() and pattern.search(path.read_text(encoding="utf-8", errors="replace")):
+            return True, f"{key} found in {path.relative_to(ROOT)}; batching off = {env_str(s.batch_off_env)}"
+    return False, (f"{key} appears nowhere in services/model-server (this build has no batching to toggle); set "
+                   "BENCH_BATCH_OFF_ENV='KEY=VAL' to the setting that turns it off")  # fmt: skip
+
+
+def settings_section(s: Settings, systems: list[System], batching: tuple[bool, str], groups: list[Group]) -> dict:
+    """Every setting as read (bench/README.md, Settings) and what follows from them, for latest.json."""
+    by_bench_run = {"BENCH_ID", "BENCH_PROJECT", "BENCH_RUN_DIR", "BENCH_MLSERVER_VENV"}
+    overrides = {k: v for k, v in sorted(os.environ.items()) if k.startswith("BENCH_") and k not in by_bench_run}
+    return {
+        "env_overrides": overrides,
+        **s.model_dump(mode="json", exclude=LOCAL),
+        "wrk": f"wrk -t{s.wrk_threads} (at most one thread per connection) -c<c> -d{s.duration}s "
+        f"--timeout={s.wrk_timeout}s --latency, after a {s.warmup}s warm-up at the same concurrency",
+        "workers_per_replica": s.workers_per_replica,
+        "systems_order": [system.key for system in systems],
+        "groups": {g.key: {"reference": g.reference, "compared": list(g.compared), "c": g.concurrency} for g in groups},
+        "batching": {"compared": batching[0], "note": batching[1]},
+        "frozen_during_single_runs": s.freezes_single_runs,
+    }
+
+
+def environment(s: Settings) -> dict[str, Any]:
+    def first_line(*args: str) -> str:
+        return (run(list(args), timeout=30, check=False).strip().splitlines() or ["unknown"])[0]
+
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    release = Path("/etc/os-release").read_text().splitlines() if Path("/etc/os-release").exists() else []
+    versions = f"{{'python': sys.version.split()[0], **{{p: m.version(p) for p in {MLSERVER_PACKAGES!r}}}}}"
+    try:
+        code = f"import json, sys, importlib.metadata as m; print(json.dumps({versions}))"
+        mlserver = json.loads(run([str(s.mlserver_venv / "bin" / "python"), "-c", code], timeout=60))
+    except (Failed, ValueError, OSError) as exc:
+        mlserver = {"error": str(exc)}
+    dirty = run(["git", "status", "--porcelain", "--", "services/model-server"], timeout=30, check=False).strip()
+    files = [p for p in sorted(SERVER_SRC.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+             and ".egg-info" not in str(p) and p.parent.name != "models"]  # the server's source  # fmt: skip
+    sources = (str(p.relative_to(SERVER_SRC)).encode() + b"\0" + p.read_bytes() for p in files)
+    return {
+        "cpu_model": cpu[0] if cpu else platform.processor(),
+        "logical_cpus": os.cpu_count(),
+        "memory_total_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "os": dict(line.split("=", 1) for line in release if "=" in line).get("PRETTY_NAME", "").strip('"'),
+        "kernel": platform.release(),
+        "docker": first_line("docker", "version", "--format", "{{.Server.Version}}"),
+        "docker_compose": first_line("docker", "compose", "version", "--short"),
+        "wrk": first_line("wrk", "--version").split(" [")[0],
+        "bench_python": platform.python_version(),
+        "bench_packages": {p: importlib.metadata.version(p) for p in BENCH_PACKAGES},
+        "mlserver_venv": mlserver,
+        "model_server_image": {
+            "tag": s.image,
+            "id": first_line("docker", "image", "inspect", "-f", "{{.Id}}", s.image),
+        },
+        "model_server_source_sha256": hashlib.sha256(b"".join(sources)).hexdigest(),
+        "git_head": run(["git", "rev-parse", "HEAD"], timeout=30, check=False).strip() or "no commit yet",
+        "model_server_uncommitted_changes": bool(dirty),
+    }
 
 
 def measure_all(ctx: Context, systems: list[System], groups: list[Group], results: dict[str, Any]) -> None:
-    """Every system in turn, each group's paired rounds after its last system; whatever is up at the end
-    (interrupted, or failed) is stopped."""
+    """Every system in turn, each group's rounds after its last system; whatever is up at the end is stopped."""
+    s = ctx.settings
     last_of = {[system.key for system in systems if system.key in group.systems][-1]: group for group in groups}
     in_group = {key for group in groups for key in group.systems}
     up: dict[str, System] = {}
@@ -66,77 +126,57 @@ def measure_all(ctx: Context, systems: list[System], groups: list[Group], result
         for system in systems:
             up[system.key] = system
             waiting = [other for key, other in up.items() if key != system.key]
-            result = results["systems"][system.key] = measure(
-                ctx, system, concurrency_of(ctx.settings, system), waiting
-            )
+            levels = {"direct-nobatch": s.batch_concurrency}.get(system.key, s.concurrency)
+            levels = s.feature_concurrency if isinstance(system, Guarded) else levels
+            result = results["systems"][system.key] = measure(ctx, system, levels, waiting)
             if system.key not in in_group or result["status"] != "ok":
                 stop(ctx, up.pop(system.key), result)
             group = last_of.get(system.key)
             if group is not None:
                 results["paired_rounds"][group.key] = run_group(ctx, group, up, results["systems"])
-                for key in group.systems:
-                    if key in up:
-                        stop(ctx, up.pop(key), results["systems"][key])
+                for key in [key for key in group.systems if key in up]:
+                    stop(ctx, up.pop(key), results["systems"][key])
     finally:
         for key, system in up.items():
             stop(ctx, system, results["systems"].get(key, {}))
 
 
 def main() -> int:
-    s = Settings.from_env(os.environ, os.cpu_count() or 1, sys.executable, int(time.time()), os.getpid())
+    s = Settings.load()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     s.run_dir.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(UTC)
-    t0 = time.monotonic()
-    ctx = Context(s)
-    batching = batching_toggle(s, server_sources())
-    systems = systems_to_run(s, batching[0])
-    planned = plan(s)
-    groups = [group for group, note in planned if not note]
-    results: dict[str, Any] = {"schema": 1, "bench_id": s.bench_id, "started": started.isoformat(timespec="seconds")}
-    results["machine_at_start"] = {
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "other_containers": foreign_containers(s),
-    }
-    results["environment"] = {}
-    results["settings"] = settings_section(s, dict(os.environ), systems, batching, groups)
-    results["systems"] = {}
-    stopped_early = "the run stopped before these rounds"
-    results["paired_rounds"] = {  # each replaced by the group's rounds when they run
-        group.key: {"title": group.title, "status": "skipped" if note else "not run", "note": note or stopped_early}
-        for group, note in planned
-    }
-    exit_code = 0
+    t0, ctx, batching, planned = time.monotonic(), Context(s), batching_toggle(s), plan(s)
+    systems, groups = systems_to_run(s, batching[0]), [group for group, note in planned if not note]
+    results: dict[str, Any] = {
+        "schema": 2, "bench_id": s.id, "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine_at_start": {"load_avg_1m": round(os.getloadavg()[0], 2), "other_containers": foreign_containers(s)},
+        "settings": settings_section(s, systems, batching, groups), "systems": {},
+        "paired_rounds": {  # each replaced by the group's rounds when they run
+            group.key: {"title": group.title, "status": "skipped" if note else "not run",
+                        "note": note or "the run stopped before these rounds"} for group, note in planned},
+    }  # fmt: skip
     try:
         log(f"building the model-server image {s.image}; reading docker-compose.yml; copying the image's model")
         ctx.prepare()
         results["model"] = ctx.model_info
-        results["environment"] = environment(s)
         measure_all(ctx, systems, groups, results)
     except Failed as exc:
         results["error"] = str(exc)
         log(f"FAILED: {exc}")
-        exit_code = 1
-    except (KeyboardInterrupt, SystemExit):
-        # Interrupted (Ctrl-C, SIGTERM, timeout): the partial results go to the scratch folder, and the
-        # last complete latest.json stays.
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM, timeout: the last complete latest.json stays
         results["error"] = "interrupted"
-        out = s.run_dir / "interrupted.json"
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        log(f"interrupted: partial results in {out}")
+        (s.run_dir / "interrupted.json").write_text(json.dumps(results, indent=2) + "\n")
+        log(f"interrupted: partial results in {s.run_dir / 'interrupted.json'}")
         raise
-    if any(r.get("status") != "ok" for r in results["systems"].values()):
-        exit_code = 1
-    if any(r.get("status") in ("failed", "not run") for r in results["paired_rounds"].values()):
-        exit_code = 1
-    if not results["environment"]:
-        try:
-            results["environment"] = environment(s)
-        except (Failed, OSError) as exc:
-            results["environment"] = {"error": str(exc)}
+    try:
+        results["environment"] = environment(s)
+    except (Failed, OSError) as exc:
+        results["environment"] = {"error": str(exc)}
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["elapsed_s"] = round(time.monotonic() - t0, 1)
     s.results_dir.mkdir(parents=True, exist_ok=True)
     (s.results_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {s.results_dir / 'latest.json'}")
-    return exit_code
+    failed = [r for r in results["systems"].values() if r.get("status") != "ok"]
+    unfinished = [r for r in results["paired_rounds"].values() if r.get("status") in ("failed", "not run")]
+    return 1 if results.get("error") or failed or unfinished else 0

@@ -1,6 +1,6 @@
 """gunicorn settings for the model server; every value can be set from the environment.
 
-Workers are gevent (``model_server.gunicorn_worker``): each worker process serves up to
+Workers are gevent (``model_server.process.gunicorn_worker``): each worker process serves up to
 GUNICORN_WORKER_CONNECTIONS connections in one thread of greenlets. The model is loaded once, in
 the master (``preload_app``), and shared by the workers; then each worker polls the model
 repository on its own (``post_worker_init``). A greenlet switch costs far less than
@@ -30,7 +30,7 @@ bind = f"0.0.0.0:{settings.port}"
 # One worker per CPU the replica may use (its cgroup CPU limit, compose's `cpus:`, rounded up,
 # and its CPU affinity: joblib's count): a worker is one Python thread of greenlets, one core.
 workers = settings.gunicorn_workers or joblib.cpu_count()
-worker_class = "model_server.gunicorn_worker.GeventWorker"  # each response in one write; fair keep-alive
+worker_class = "model_server.process.gunicorn_worker.GeventWorker"  # each response in one write; fair keep-alive
 worker_connections = settings.gunicorn_worker_connections
 preload_app = True  # load + warm up once; a model that cannot be served stops the master
 timeout = settings.gunicorn_timeout
@@ -43,7 +43,7 @@ _shm = Path("/dev/shm")  # noqa: S108 - a per-container tmpfs, not a shared /tmp
 worker_tmp_dir = settings.gunicorn_worker_tmp_dir or (str(_shm) if _shm.is_dir() else None)
 control_socket_disable = True  # gunicornc is not used; the root filesystem is read-only
 # JSON lines on stderr, no gunicorn access log (nginx, and ACCESS_LOG=true, log requests).
-logger_class = "model_server.gunicorn_logger.GunicornLogger"
+logger_class = "model_server.process.gunicorn_logger.GunicornLogger"
 errorlog = "-"
 loglevel = settings.log_level.lower()
 
@@ -78,13 +78,14 @@ def pre_fork(server, worker):
 
 def post_worker_init(worker):
     """Each worker polls the model repository itself (a greenlet): the master's copy of the
-    registry, loaded before the fork, is where every worker starts. A worker renews itself after
-    GUNICORN_MAX_UNLOADS unloaded versions, plus a share drawn per worker (``random`` is seeded
-    anew in each forked process), so that the workers of a fleet, which all unload the same
-    versions, renew at different times."""
+    live models, loaded before the fork, is where every worker starts. Its loads run in gevent's
+    thread pool while it serves, beating its heartbeat (model_server/serving/version_loader.py).
+    A worker renews itself after GUNICORN_MAX_UNLOADS unloaded versions, plus a share drawn per
+    worker (``random`` is seeded anew in each forked process), so that the workers of a fleet,
+    which all unload the same versions, renew at different times."""
     from model_server.app import start_polling
 
     unloads = settings.gunicorn_max_unloads
     if unloads:
         unloads += random.randint(0, unloads // 2)  # noqa: S311 - spreading in time, not a secret
-    start_polling(worker.wsgi, renew=worker.renew, renew_after_unloads=unloads)
+    start_polling(worker.wsgi, renew=worker.renew, renew_after_unloads=unloads, heartbeat=worker.notify)

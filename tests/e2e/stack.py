@@ -1,7 +1,7 @@
 """The compose stack as the end-to-end tests see it: start, query Prometheus and Alertmanager, tear down.
 
-Built on :mod:`tests.support`: the project runs under a name of its own (``E2E_PROJECT``, or a
-random one) with :data:`~tests.support.compose.TEST_ENV` and host ports found free at run time,
+Built on :mod:`harness`: the project runs under a name of its own (``E2E_PROJECT``, or a
+random one) with :data:`~harness.compose.TEST_ENV` and host ports found free at run time,
 published on 127.0.0.1 (nginx on all interfaces, as in production); the tests reach them at
 127.0.0.1 only. The test modules import the shared helpers from here as well.
 """
@@ -18,11 +18,11 @@ from typing import Any
 
 import requests
 
-from tests.support.addresses import Target
-from tests.support.commands import ROOT, run
-from tests.support.compose import COMPOSE_FILE, COMPOSE_FILES, OVERRIDE_FILE, TEST_ENV, ComposeProject, free_host_ports
-from tests.support.docker import image_available
-from tests.support.waiting import NotYet, wait_for
+from harness.addresses import Target
+from harness.commands import ROOT, run
+from harness.compose import COMPOSE_FILE, COMPOSE_FILES, OVERRIDE_FILE, TEST_ENV, ComposeProject, free_host_ports
+from harness.docker import image_available
+from harness.waiting import NotYet, wait_for
 
 __all__ = [
     "COMPOSE_FILE",

@@ -6,7 +6,7 @@ import secrets
 
 import requests
 
-from tests.support.load import answering_replica
+from harness.load import answering_replica
 
 from .stack import Stack, run, wait_for
 

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.support.load import send_load
+from harness.load import send_load
 
 from .stack import Stack
 

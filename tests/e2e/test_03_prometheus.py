@@ -1,6 +1,6 @@
 """Prometheus scrapes every replica directly and holds the request count the client sent."""
 
-from tests.support.load import send_load
+from harness.load import send_load
 
 from .stack import Stack, wait_for
 

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from harness.load import send_load
 from tests.dashboard import all_values, panel_queries, render_expr, row_of_panels
-from tests.support.load import send_load
 
 from .stack import ROOT, Stack, wait_for
 

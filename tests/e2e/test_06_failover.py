@@ -3,7 +3,7 @@
 import threading
 import time
 
-from tests.support.load import send_load
+from harness.load import send_load
 
 from .stack import Stack, run, wait_for
 

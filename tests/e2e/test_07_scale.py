@@ -5,7 +5,7 @@ Compose re-creation of the replicas fires ModelReplicaDown."""
 import threading
 import time
 
-from tests.support.load import LoadResult, send_load
+from harness.load import LoadResult, send_load
 
 from .stack import Stack, wait_for
 

@@ -5,7 +5,7 @@ import secrets
 import pytest
 import requests
 
-from tests.support.load import send_load
+from harness.load import send_load
 
 from .stack import Stack
 

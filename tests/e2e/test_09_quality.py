@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from model_server.train import train_into_repository
+from model_server.tools.train import train_into_repository
 from sklearn.datasets import load_iris
 
 from .stack import Stack, serving_repository, wait_for

@@ -8,6 +8,8 @@ published next is refused while the previous one keeps serving, and ModelLoadFai
 Alertmanager; removing the newest version's folder rolls back to the previous version. Not one
 request fails. The replicas run with GUNICORN_MAX_UNLOADS=1, so that each of these swaps also
 renews every replica's worker (all at once: the worst case), with no request failing either.
+Then the repository turns hostile: a FIFO named config.json, a model folder the replicas cannot
+read; the stack keeps serving, and says so in each replica's metrics.
 The replicas return to the image's built-in repository at the end.
 """
 
@@ -28,14 +30,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from model_server.package import package
-from model_server.train import train_into_repository
+from model_server.tools.package import package
+from model_server.tools.train import train_into_repository
 from sklearn.datasets import load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tests.support.load import send_load
+from harness.load import send_load
 
 from .stack import Stack, serving_repository, wait_for
 
@@ -162,6 +164,60 @@ def test_publish_refuse_and_roll_back_under_load(stack: Stack, repository: Path)
     renewals = {c: renewals_logged(c) for c in stack.container_ids("model")}
     assert set(renewals.values()) == {2}, renewals
     wait_for("ModelLoadFailing to resolve", lambda: not stack.alerts("ModelLoadFailing") or None, timeout=90)
+
+
+def gauge_on_every_replica(stack: Stack, metric: str, model: str, value: str) -> bool | None:
+    """Whether every replica's /metrics has ``metric{model=...}`` at ``value``."""
+    line = f'{metric}{{model="{model}"}} {value}'
+    return all(line in stack.replica_metrics(c).splitlines() for c in stack.container_ids("model")) or None
+
+
+def test_a_hostile_repository_leaves_the_stack_serving(stack: Stack, repository: Path) -> None:
+    # A FIFO named config.json (which once hung a replica for good), then a model folder the
+    # replicas (uid 10001) cannot read for more than two polls: under load through nginx, every
+    # request is answered, by the versions that were loaded.
+    done = threading.Event()
+    load: dict = {}
+
+    def generate() -> None:
+        load["result"] = send_load(f"{stack.nginx_url}/predict", 1000, CONCURRENCY, body=IRIS_ROW, until=done)
+
+    loader = threading.Thread(target=generate)
+    loader.start()
+    fifo = repository / "iris-rf" / "config.json"
+    wine = repository / "wine-lr"
+    try:
+        os.mkfifo(fifo)
+        wait_for("every replica to refuse the FIFO config.json (model_config_invalid 1)",
+                 lambda: gauge_on_every_replica(stack, "model_server_model_config_invalid", "iris-rf", "1.0"),
+                 timeout=WITHIN, interval=1)  # fmt: skip
+        assert set(probe_versions(stack, 20)) == {"1"}
+        fifo.unlink()
+
+        wine.chmod(0)
+        wait_for("every replica to find wine-lr's folder unreadable",
+                 lambda: gauge_on_every_replica(stack, "model_server_repository_unreadable", "wine-lr", "1.0"),
+                 timeout=WITHIN, interval=1)  # fmt: skip
+        time.sleep(12)  # two more polls
+        body = {
+            "inputs": [
+                {"name": "input-0", "shape": [1, 13], "datatype": "FP64", "data": [load_wine().data[0].tolist()]}
+            ]
+        }
+        answer = requests.post(f"{stack.nginx_url}/v2/models/wine-lr/infer", json=body, timeout=10)
+        assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == [0], answer.text
+    finally:
+        wine.chmod(0o755)
+        fifo.unlink(missing_ok=True)
+        done.set()
+        loader.join()
+    wait_for("every replica to read wine-lr's folder again",
+             lambda: gauge_on_every_replica(stack, "model_server_repository_unreadable", "wine-lr", "0.0"),
+             timeout=WITHIN, interval=1)  # fmt: skip
+    result = load["result"]
+    print(f"[e2e] under a FIFO config.json and an unreadable model folder: {result.summary()}")
+    assert result.failed == 0, f"{result.summary()}; first errors: {result.errors[:3]}"
+    assert every_replica_serves(stack, "wine-lr", {"1"})
 
 
 def renewals_logged(container: str) -> int:

@@ -26,10 +26,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from model_server.train import train_into_repository
+from model_server.tools.train import train_into_repository
 
+from harness.load import send_load
 from tests.dashboard import all_values, panel_queries, render_expr, row_of_panels
-from tests.support.load import send_load
 
 from .stack import ROOT, Stack, serving_repository, wait_for
 

@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.addresses import Target
-from tests.support.commands import ROOT, run
-from tests.support.compose import COMPOSE_FILE, SWARM_FILE, TEST_ENV, ComposeProject, free_host_ports
-from tests.support.docker import image_available
-from tests.support.waiting import NotYet, wait_for
+from harness.addresses import Target
+from harness.commands import ROOT, run
+from harness.compose import COMPOSE_FILE, SWARM_FILE, TEST_ENV, ComposeProject, free_host_ports
+from harness.docker import image_available
+from harness.waiting import NotYet, wait_for
 
 STACK_LABEL = "com.docker.stack.namespace"
 

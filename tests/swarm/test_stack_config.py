@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.commands import ROOT
+from harness.commands import ROOT
 
 from .conftest import COMPOSE_FILE, SWARM_FILE
 

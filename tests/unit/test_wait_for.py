@@ -1,11 +1,11 @@
-"""`tests.support.waiting.wait_for`, the e2e, Swarm and benchmark wait: retries "not yet", never a failed assertion."""
+"""`harness.waiting.wait_for`, the e2e, Swarm and benchmark wait: retries "not yet", never a failed assertion."""
 
 import time
 
 import pytest
 import requests
 
-from tests.support.waiting import NotYet, wait_for
+from harness.waiting import NotYet, wait_for
 
 
 def test_an_assertion_inside_the_probe_fails_at_once() -> None:

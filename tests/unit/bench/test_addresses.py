@@ -1,8 +1,9 @@
 """Load goes to loopback or to a container the run started, nothing else (issue #15).
 
-Two halves: tests/support/addresses.py refuses every container address it should (unit tests of
+Two halves: harness/addresses.py refuses every container address it should (unit tests of
 ``Target`` and ``container_address``), and the code that picks where traffic goes, in the
-benchmark and the test drivers, is read here and may only get an address from there:
+benchmark, the shared helpers (harness/) and the test drivers, is read here and may only get an
+address from there:
 
 * A: no address literal but loopback (``127.0.0.1``, ``[::1]``) in any string;
 * B: no lookup of this machine's own addresses (the names and commands listed in HOST_DISCOVERY_NAMES and
@@ -22,23 +23,23 @@ from typing import Any
 
 import pytest
 
-from tests.support.addresses import LOOPBACK, AddressRefused, Target, container_address
+from harness.addresses import LOOPBACK, AddressRefused, Target, container_address
 
 ROOT = Path(__file__).resolve().parents[3]
-ADDRESSES = ROOT / "tests" / "support" / "addresses.py"
-# Everything that sends traffic: the benchmark, the support package, the e2e and Swarm tests.
+ADDRESSES = ROOT / "harness" / "addresses.py"
+# Everything that sends traffic: the benchmark, the shared helpers, the e2e and Swarm tests.
 TRAFFIC = sorted(
     {
         *ROOT.glob("bench/*.py"),
         *ROOT.glob("bench/benchmark/*.py"),
-        *ROOT.glob("tests/support/*.py"),
+        *ROOT.glob("harness/*.py"),
         *ROOT.glob("tests/e2e/*.py"),
         *ROOT.glob("tests/swarm/*.py"),
     }
 )  # fmt: skip (bench/.cache holds the benchmark's venvs, not its code)
-# The code that chooses addresses: the benchmark's package and the drivers of the stacks under test.
+# The code that chooses addresses: the benchmark's package, the shared helpers and the drivers of the stacks under test.
 CHOOSERS = sorted(
-    {*ROOT.glob("bench/benchmark/*.py"), *ROOT.glob("tests/support/*.py"), ROOT / "tests" / "e2e" / "stack.py",
+    {*ROOT.glob("bench/benchmark/*.py"), *ROOT.glob("harness/*.py"), ROOT / "tests" / "e2e" / "stack.py",
      ROOT / "tests" / "e2e" / "conftest.py", ROOT / "tests" / "swarm" / "conftest.py"}
 )  # fmt: skip
 
@@ -115,7 +116,12 @@ def _annotation(arg: ast.arg) -> str:
 
 def test_the_scanned_code_is_there() -> None:
     names = {str(p.relative_to(ROOT)) for p in TRAFFIC}
-    assert {"bench/benchmark/wrk.py", "bench/benchmark/containers.py", "tests/support/compose.py"} <= names
+    assert {
+        "bench/benchmark/measure.py",
+        "bench/benchmark/systems.py",
+        "harness/compose.py",
+        "harness/load.py",
+    } <= names
     assert ADDRESSES in CHOOSERS
 
 
@@ -136,7 +142,7 @@ def test_every_address_comes_from_a_target(path: Path) -> None:
 _LOOKUP = "socket.{}(socket.{}())".format("gethost" + "byname", "gethost" + "name")
 BAD = """
 import socket, http.client
-from tests.support.addresses import Target
+from harness.addresses import Target
 
 EXTERNAL = "10.1.2.3"
 V6 = "http://[fe80::1]:80/"

@@ -1,11 +1,11 @@
-"""tests.support.docker.hardening_flags: the replica the benchmark runs alone is hardened like compose's."""
+"""harness.docker.hardening_flags: the replica the benchmark runs alone is hardened like compose's."""
 
 import itertools
 
 import yaml
 
-from tests.support.compose import COMPOSE_FILE
-from tests.support.docker import hardening_flags
+from harness.compose import COMPOSE_FILE
+from harness.docker import hardening_flags
 
 
 def test_every_hardening_setting_becomes_its_docker_run_flag() -> None:

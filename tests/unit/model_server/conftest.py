@@ -27,7 +27,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from model_server.app import create_app
 from model_server.config import Settings
-from model_server.train import train
+from model_server.tools.train import train
 from sklearn.datasets import load_iris
 
 from .helpers import MODEL, SETTINGS_ENV, json_logs, repository_of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from flask import Flask
 from model_server.config import Settings
-from model_server.registry import Servable
+from model_server.serving.live_models import Servable
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pythonjsonlogger.json import JsonFormatter
@@ -29,15 +30,14 @@ SETTINGS_ENV = tuple(name.upper() for name in Settings.model_fields)
 
 
 def repository_of(model_dir: Path, root: Path, name: str = MODEL, version: int = 1) -> Path:
-    """A repository at ``root`` whose only version is ``model_dir`` (linked, not copied)."""
-    (root / name).mkdir(parents=True)
-    (root / name / str(version)).symlink_to(model_dir, target_is_directory=True)
+    """A repository at ``root`` whose only version is a copy of ``model_dir`` (a link would lead out of it)."""
+    shutil.copytree(model_dir, root / name / str(version))
     return root
 
 
 def served(app: Flask, name: str = MODEL, version: int | None = None) -> Servable:
     """The version ``app`` serves right now (unversioned: the newest loaded)."""
-    return app.extensions["model_server"].registry.snapshot.servable(name, version)
+    return app.extensions["model_server"].live_models.snapshot.route(name, version).servable
 
 
 def assert_error(response: TestResponse, status: int, *fragments: str) -> str:
@@ -67,7 +67,7 @@ def bin_counts(feature: str, model: str = MODEL, version: str = "1") -> np.ndarr
 
 def expected_bins(edges: Any, values: Any) -> np.ndarray:
     """Bin i holds edges[i-1] <= v < edges[i] (below the first edge: 0; from the last: 9), counted one bin at a
-    time by comparisons: the rule of model_server.reference, computed without its searchsorted."""
+    time by comparisons: the rule of model_server.monitoring.reference, computed without its searchsorted."""
     bounds = np.concatenate([[-np.inf], np.asarray(edges, dtype=np.float64), [np.inf]])
     values = np.asarray(values, dtype=np.float64)
     return np.array([np.count_nonzero((bounds[i] <= values) & (values < bounds[i + 1])) for i in range(10)])

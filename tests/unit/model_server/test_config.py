@@ -63,9 +63,13 @@ def test_lower_case_variable_names_work_too(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_unrelated_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    without = Settings().model_dump()
     monkeypatch.setenv("MODEL_COLOUR", "blue")
 
-    Settings()
+    settings = Settings()
+
+    assert settings.model_dump() == without, "no setting changed, none added"
+    assert "model_colour" not in settings.model_dump()
 
 
 def test_api_keys_are_not_in_the_repr() -> None:

@@ -5,7 +5,7 @@ so on any row it predicts ``10 * v`` + the iris class: a response's prediction n
 that computed it (:func:`label_of`), and a response that mixed two versions would show it.
 ``wine`` is a second model with another feature count (13) and another estimator.
 
-Versions are published as a publisher should (:func:`model_server.publish.publish`: a hidden
+Versions are published as a publisher should (:func:`model_server.tools.publish.publish`: a hidden
 temp folder renamed into place), or written in place where a test wants a half-copied one.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import skops.io
 from flask import Flask
-from model_server.package import write_model_dir
-from model_server.publish import publish
+from model_server.tools.package import write_model_dir
+from model_server.tools.publish import publish
 from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -113,16 +113,16 @@ class Replica:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.client = app.test_client()
-        self.manager = app.extensions["model_server"].manager
-        self.registry = app.extensions["model_server"].registry
+        self.poller = app.extensions["model_server"].poller
+        self.live_models = app.extensions["model_server"].live_models
 
     def sync(self, times: int = 1) -> None:
         for _ in range(times):
-            self.manager.sync()
+            self.poller.sync()
 
     def loaded(self, name: str = MODEL) -> list[int]:
         """The versions of ``name`` that serve right now."""
-        return sorted(self.registry.snapshot.models.get(name, {}))
+        return sorted(self.live_models.snapshot.models.get(name, {}))
 
     def index(self, **body: Any) -> list[dict[str, str]]:
         response = self.client.post("/v2/repository/index", json=body)

@@ -10,16 +10,18 @@ from typing import Any
 
 from flask import Flask
 
-from .artifact import ModelLoadError
-from .auth import register_api_key_check
 from .config import Settings
-from .errors import register_error_handlers
-from .http_hooks import register_request_hooks
 from .logs import configure_logging
-from .model_manager import RepositoryManager, servable_loader
-from .registry import Registry
-from .rest import feedback, openapi, predict, prometheus, repository, v2
-from .shadow import ShadowRunner
+from .monitoring.http_requests import register_request_hooks
+from .repository.artifact import ModelLoadError
+from .rest import feedback, openapi, predict, prometheus, repository_api, v2
+from .rest.auth import register_api_key_check
+from .rest.errors import register_error_handlers
+from .serving.batching import MicroBatcher
+from .serving.live_models import LiveModels
+from .serving.repository_poller import RepositoryPoller
+from .serving.shadow import ShadowRunner
+from .serving.version_loader import ThreadPoolLoads, VersionLoader
 from .state import ServerState
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
-    registry = Registry()
-    manager = RepositoryManager(settings.model_repository, registry, servable_loader(settings))
-    snapshot = manager.sync()
+    live_models = LiveModels()
+    poller = RepositoryPoller(
+        settings.model_repository, live_models, VersionLoader(settings), settings.model_max_json_bytes
+    )
+    snapshot = poller.sync()
     if not snapshot and settings.model_poll_seconds == 0:
-        reasons = manager.unreadable or "; ".join(
-            f"{s.name} version {s.version}: {s.reason}" for s in snapshot.statuses
-        )
+        reasons = poller.unreadable or "; ".join(f"{s.name} version {s.version}: {s.reason}" for s in snapshot.statuses)
         raise ModelLoadError(f"no servable model in {settings.model_repository}" + (f" ({reasons})" if reasons else ""))
 
     app = ModelServerFlask(__name__, static_folder=None)
@@ -72,13 +74,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
     app.extensions["model_server"] = ServerState(
-        settings=settings, registry=registry, manager=manager, shadow=ShadowRunner(settings.shadow_queue_rows)
+        settings=settings,
+        live_models=live_models,
+        poller=poller,
+        shadow=ShadowRunner(settings.shadow_queue_rows),
+        batcher=MicroBatcher(settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
+        if settings.batch_max_rows > 0
+        else None,
     )
 
     register_request_hooks(app, settings.access_log)  # first, so even a refused request has a request id and metrics
     register_api_key_check(app, settings.api_keys)
     register_error_handlers(app)
-    for blueprint in (predict.bp, v2.bp, feedback.bp, repository.bp, prometheus.bp, openapi.bp):
+    for blueprint in (predict.bp, v2.bp, feedback.bp, repository_api.bp, prometheus.bp, openapi.bp):
         app.register_blueprint(blueprint)
 
     log.info(
@@ -95,11 +103,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def start_polling(app: Flask, renew: Callable[[str], None] | None = None, renew_after_unloads: int = 0) -> None:
+def start_polling(
+    app: Flask,
+    renew: Callable[[str], None] | None = None,
+    renew_after_unloads: int = 0,
+    heartbeat: Callable[[], None] | None = None,
+) -> None:
     """Catch up with the repository, then poll it from now on, in this process (each gunicorn worker calls it once).
 
+    With ``heartbeat`` (a gevent worker's: gunicorn's ``worker.notify``), each load's heavy step
+    runs in gevent's thread pool while the worker serves, beating the heartbeat as it waits, and
+    is abandoned after MODEL_LOAD_TIMEOUT (:mod:`.serving.version_loader`).
+
     A worker forked later than the master's start (a replacement: GUNICORN_MAX_REQUESTS, or a
-    renewal) begins with the registry the master loaded at boot: without the first sync here it
+    renewal) begins with the live models the master loaded at boot: without the first sync here it
     would answer with versions the repository has moved past until its first poll. With
     ``renew``, the worker asks for its renewal once it has unloaded ``renew_after_unloads``
     versions after that first sync (the master's versions it lets go of then count for nothing:
@@ -108,10 +125,12 @@ def start_polling(app: Flask, renew: Callable[[str], None] | None = None, renew_
     state: ServerState = app.extensions["model_server"]
     if state.settings.model_poll_seconds <= 0:
         return
+    if heartbeat is not None:
+        state.poller.offload = ThreadPoolLoads(state.settings.model_load_timeout, heartbeat)
     try:
-        state.manager.sync()
+        state.poller.sync()
     except Exception:  # as in the poller: never fatal, the next poll retries
         log.exception("model repository sync failed at worker start; retrying at the next poll")
     if renew is not None and renew_after_unloads > 0:
-        state.manager.renew_after_unloads(renew_after_unloads, renew)
-    state.manager.start_polling(state.settings.model_poll_seconds)
+        state.poller.renew_after_unloads(renew_after_unloads, renew)
+    state.poller.start_polling(state.settings.model_poll_seconds)

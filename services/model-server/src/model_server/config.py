@@ -16,9 +16,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .repository.files import MAX_ARTIFACT_BYTES, MAX_JSON_BYTES
 from .repository.layout import is_model_name
 
-# Values that appear in examples and must never guard a real deployment.
 # Words of example values that must never guard a real deployment, even inside a long key.
 PLACEHOLDER_WORDS = ("changeme", "change-me", "replace-me", "placeholder", "example", "password", "secret")
 MIN_API_KEY_LENGTH = 16
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Digests of the pickle/joblib artifacts trusted to load (comma-separated).
     model_sha256: Annotated[list[str], NoDecode] = Field(default_factory=list)
     model_trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Size caps of the files read from the repository (repository/files.py): model files; metadata and config.
+    model_max_artifact_bytes: int = Field(default=MAX_ARTIFACT_BYTES, ge=1)
+    model_max_json_bytes: int = Field(default=MAX_JSON_BYTES, ge=1024)
+    model_load_timeout: float = Field(default=300.0, gt=0)  # seconds one version's load may take; then abandoned
     # Settings of the single-model server that the repository replaced: refused if set, with the way over.
     model_dir: Path | None = Field(default=None, exclude=True)
     model_name: str | None = Field(default=None, exclude=True)

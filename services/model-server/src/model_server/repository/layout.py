@@ -21,13 +21,19 @@ Rules:
   writes a version under a hidden temp name and renames it into place, so a half-written version
   is never seen. Plain files are ignored silently too (a README next to the models), except a
   file named like a version, which is reported.
-* Symlinks are followed (a version folder may point elsewhere); a broken one is reported.
+* Symlinks are followed (the files a version loads must lie inside the repository all the same,
+  :mod:`.files`); a broken one is reported.
 * A version folder is listed, not opened: whether it holds a loadable artifact is the loader's
   question, and fingerprint() lets the caller retry a failed load only once the folder changed.
 
 scan() never raises because of one odd entry (an invalid name, a broken symlink, a permission
 error): it leaves the entry out and records why in ``Scan.skipped``, for the caller to log once.
 Only a repository that is not a readable directory raises RepositoryError.
+
+A folder that exists but cannot be read (EACCES, EIO, ESTALE on a network file system) is not a
+folder that is gone: a model folder in that state is listed in ``Scan.unreadable``, a version
+folder in its model's ``unreadable``, so that the caller keeps what it loaded from them rather
+than withdrawing it. Only a folder that is gone withdraws what it held.
 """
 
 from __future__ import annotations
@@ -36,12 +42,13 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 VERSION = re.compile(r"[1-9][0-9]{0,17}")
 CONFIG_NAME = "config.json"
+CANNOT_READ = "cannot be read: "
 
 # What fingerprint() returns: hashable, compared with ==, never interpreted.
 Fingerprint = tuple[object, ...]
@@ -57,6 +64,7 @@ class ModelDir:
     path: Path
     versions: dict[int, Path]  # version number -> its folder, ascending
     config_path: Path | None  # <model>/config.json when that entry exists (read by model_config)
+    unreadable: Mapping[int, str] = field(default_factory=dict)  # version folders that exist, unreadable: why
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,18 @@ class Skipped:
 
 
 class Scan(dict[str, ModelDir]):
-    """The models found, by name in sorted order; ``skipped`` lists the entries left out, with why."""
+    """The models found, by name in sorted order; ``skipped`` lists the entries left out, with why;
+    ``unreadable`` the model folders that exist but could not be read, with why."""
 
-    def __init__(self, models: Mapping[str, ModelDir], skipped: Iterable[Skipped] = ()) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, ModelDir],
+        skipped: Iterable[Skipped] = (),
+        unreadable: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(models)
         self.skipped: tuple[Skipped, ...] = tuple(skipped)
+        self.unreadable: Mapping[str, str] = dict(unreadable or {})
 
 
 def is_model_name(name: str) -> bool:
@@ -97,10 +112,16 @@ def scan(repository: Path) -> Scan:
 
     models: dict[str, ModelDir] = {}
     skipped: list[Skipped] = []
+    unreadable: dict[str, str] = {}
     for name in names:
         path = repository / name
-        if name.startswith(".") or not _is_dir(path, skipped):
-            continue  # hidden, a plain file, or skipped
+        if name.startswith("."):
+            continue
+        is_dir, problem = _is_dir(path, skipped)
+        if problem.startswith(CANNOT_READ) and is_model_name(name):
+            unreadable[name] = problem  # there, but it cannot be told what it is
+        if not is_dir:
+            continue  # a plain file, or skipped
         if not is_model_name(name):
             skipped.append(Skipped(path, "not a model name (a letter or digit, then up to 63 of [A-Za-z0-9._-])"))
             continue
@@ -109,8 +130,9 @@ def scan(repository: Path) -> Scan:
         except FileNotFoundError:
             continue  # removed since the listing
         except OSError as exc:
-            skipped.append(Skipped(path, f"cannot be read: {_reason(exc)}"))
-    return Scan(models, skipped)
+            skipped.append(Skipped(path, f"{CANNOT_READ}{_reason(exc)}"))
+            unreadable[name] = skipped[-1].reason
+    return Scan(models, skipped, unreadable)
 
 
 def fingerprint(version_dir: Path) -> Fingerprint:
@@ -139,6 +161,7 @@ def fingerprint(version_dir: Path) -> Fingerprint:
 
 def _model(name: str, path: Path, skipped: list[Skipped]) -> ModelDir:
     versions: dict[int, Path] = {}
+    unreadable: dict[int, str] = {}
     config_path = None
     for entry in _names(path):
         child = path / entry
@@ -147,28 +170,35 @@ def _model(name: str, path: Path, skipped: list[Skipped]) -> ModelDir:
             continue
         if entry.startswith("."):
             continue
-        is_dir = _is_dir(child, skipped)
+        is_dir, problem = _is_dir(child, skipped)
+        if problem.startswith(CANNOT_READ) and is_version(entry):
+            unreadable[int(entry)] = problem
         if is_dir and is_version(entry):
             versions[int(entry)] = child
         elif is_dir:
             skipped.append(Skipped(child, "not a version number (a positive integer without leading zeros)"))
         elif is_dir is False and is_version(entry):
             skipped.append(Skipped(child, "named like a version but not a directory"))
-    return ModelDir(name=name, path=path, versions=dict(sorted(versions.items())), config_path=config_path)
+    return ModelDir(
+        name=name, path=path, versions=dict(sorted(versions.items())), config_path=config_path, unreadable=unreadable
+    )
 
 
-def _is_dir(path: Path, skipped: list[Skipped]) -> bool | None:
-    """Whether ``path`` is a directory (following symlinks); None when it cannot be told (then skipped)."""
+def _is_dir(path: Path, skipped: list[Skipped]) -> tuple[bool | None, str]:
+    """Whether ``path`` is a directory (following symlinks), and what went wrong when it cannot be told
+    (None, then skipped with that reason; "" when it vanished since the listing: not odd, just gone)."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        if path.is_symlink():
-            skipped.append(Skipped(path, "broken symlink"))
-        return None  # otherwise it vanished since the listing: not odd, just gone
+        if not path.is_symlink():
+            return None, ""
+        problem = "broken symlink"
     except OSError as exc:
-        skipped.append(Skipped(path, f"cannot be read: {_reason(exc)}"))
-        return None
-    return stat.S_ISDIR(mode)
+        problem = f"{CANNOT_READ}{_reason(exc)}"
+    else:
+        return stat.S_ISDIR(mode), ""
+    skipped.append(Skipped(path, problem))
+    return None, problem
 
 
 def _names(directory: Path) -> list[str]:

@@ -6,7 +6,7 @@
     {"version_policy": {"specific": [1, 3]}}   these versions, those of them that exist
     {"version_policy": {"all": {}}}            every version
 
-A rollout between loaded versions (:mod:`model_server.rollout` applies it)::
+A rollout between loaded versions (:mod:`model_server.serving.routing` applies it)::
 
     "traffic": {"1": 90, "2": 10}              shares of the unversioned requests, by weight
     "sticky_header": "X-User-Id"               the same header value always reaches the same version
@@ -41,6 +41,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from .files import MAX_JSON_BYTES, UnsafeFile, read_file
 from .layout import is_version
 
 Kind = Literal["latest", "specific", "all"]
@@ -59,7 +60,9 @@ def _version_name(value: object) -> object:
 
 
 Version = Annotated[int, BeforeValidator(_version_name), Field(gt=0)]
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# A weight is a share of the weights' sum; bounded so that a sum never overflows (1e308 + 1e308 is inf).
+MAX_WEIGHT = 1_000_000
+Weight = Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")  # an HTTP field name (RFC 9110 token), not too long
 
@@ -131,16 +134,24 @@ class ModelConfig(_Strict):
         return name
 
 
-def read_model_config(path: Path | None) -> ModelConfig:
-    """The config at ``path``; the default (latest 1) when there is none; ModelConfigError if it is unusable."""
+def read_model_config(
+    path: Path | None, repository: Path | None = None, max_bytes: int = MAX_JSON_BYTES
+) -> ModelConfig:
+    """The config at ``path``; the default (latest 1) when there is none; ModelConfigError if it is unusable.
+
+    ``path`` must be a regular file within ``repository`` (default: the folder above its model's)
+    of at most ``max_bytes`` (:mod:`.files`).
+    """
     if path is None:
         return ModelConfig()
     try:
-        text = path.read_bytes()
+        text = read_file(path, repository or path.parent.parent, max_bytes, "MODEL_MAX_JSON_BYTES")
     except FileNotFoundError:
         if path.is_symlink():
             raise ModelConfigError(f"{path} is a broken symlink") from None
         return ModelConfig()
+    except UnsafeFile as exc:
+        raise ModelConfigError(str(exc)) from None
     except OSError as exc:
         raise ModelConfigError(f"{path} cannot be read: {exc.strerror or type(exc).__name__}") from None
     try:

@@ -24,7 +24,8 @@ among the versions that did not fail (``wanted_versions(policy, available - fail
 the policy falls back to the newest version that loads); the rule holds either way, because a
 model with failed versions is never taken for withdrawn.
 
-Who loads, in which order, and how a load is confirmed is the registry's business.
+Who loads, in which order, and how a load is confirmed is the repository poller's business
+(:mod:`..serving.repository_poller`).
 """
 
 from __future__ import annotations

@@ -1,88 +1,79 @@
-"""``GET /openapi.json``: an OpenAPI 3.1 description of every endpoint.
+"""``GET /openapi.json``: an OpenAPI 3.1 description of every endpoint, generated.
 
-V2 schemas come from the same pydantic models that validate requests, so the document cannot
-drift from what the server accepts.
+Every JSON body's schema, description and example comes from the pydantic model of that body,
+which the endpoint parses or builds it with (rest/bodies.py, rest/v2_schema.py), through
+``pydantic.json_schema.models_json_schema``: the document cannot drift from what the server
+accepts and answers. This module holds only what is not a body: the table of operations (path,
+method, summary, request and response models, error statuses) and the info block. An operation is
+protected (``security``, and a 401) unless auth.OPEN_PATHS leaves its path open.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
-from . import feedback
-from .v2_schema import ErrorBody, InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata
+from .auth import OPEN_PATHS
+from .bodies import FeedbackRequest, FeedbackResponse, OpenApiDocument, PredictRequest, PredictResponse
+from .predict import MODEL_VERSION_HEADER
+from .v2_schema import (
+    ErrorBody,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    ModelReady,
+    RepositoryIndex,
+    RepositoryIndexRequest,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+)
 
 bp = Blueprint("openapi", __name__)
 
-_REF = "#/components/schemas/{model}"
-
-
-@bp.get("/openapi.json")
-def openapi_json() -> Response:
-    return jsonify(openapi_document())
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF.format(model=name)}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed JSON",
-        401: "Missing or invalid API key (only when API_KEYS is set)",
-        404: "Unknown model or version",
-        413: "Body or row count over the limit",
-        422: "Well-formed JSON that is not a valid request (shape, feature count, types, NaN/inf)",
-        503: "Model not ready; or (inference) the model call this request shared was interrupted: retry",
-    }
-    return {str(c): {"description": text[c], "content": _json(_ref("ErrorBody"))} for c in codes}
-
-
-def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"200": {"description": description, "content": _json(schema)}}
-
-
-_MODEL_PARAMS = [
-    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-]
-_VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
-
-_PREDICT_REQUEST = {
-    "type": "object",
-    "required": ["features"],
-    "properties": {
-        "features": {
-            "description": "One row of numbers, or an array of rows",
-            "oneOf": [
-                {"type": "array", "items": {"type": "number"}, "minItems": 1},
-                {
-                    "type": "array",
-                    "items": {"type": "array", "items": {"type": "number"}, "minItems": 1},
-                    "minItems": 1,
-                },
-            ],
-        },
-        "return_probabilities": {"type": "boolean", "default": False},
-    },
-    "example": {"features": [5.1, 3.5, 1.4, 0.2]},
+REF_TEMPLATE = "#/components/schemas/{model}"
+ERRORS = {
+    400: "Malformed JSON",
+    401: "Missing or invalid API key (only when API_KEYS is set)",
+    404: "Unknown model or version",
+    413: "Body or row count over the limit",
+    422: "Well-formed JSON that is not a valid request (shape, feature count, types, NaN/inf)",
+    503: "Model not ready; or (inference) the model call this request shared was interrupted: retry",
 }
-_PREDICT_RESPONSE = {
-    "type": "object",
-    "required": ["prediction"],
-    "properties": {
-        "prediction": {"type": "array", "description": "One label per row"},
-        "probabilities": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        "classes": {"type": "array", "items": {"type": "string"}},
-    },
-}
+SECURITY = [{"apiKey": []}, {}]  # a key, or none when API_KEYS is not set
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response other than the 200: by default an error, an ErrorBody described as in ERRORS."""
+
+    status: int
+    description: str | None = None
+    model: type[BaseModel] = ErrorBody
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    ok: str | None  # the 200's description; None: the operation has no 200
+    response: type[BaseModel] | None = None  # the 200's JSON body
+    request: type[BaseModel] | None = None
+    request_required: bool = True
+    errors: tuple[int | Reply, ...] = ()  # 401 is added to the protected operations
+    description: str | None = None
+    versioned: bool = False  # also served for one version: {path}/versions/{version}{suffix}
+    suffix: str = ""
+    ok_headers: tuple[tuple[str, str], ...] = ()  # the 200's headers: (name, description)
+    ok_content: tuple[tuple[str, str], ...] = ()  # non-JSON 200 bodies: (media type, contentMediaType or "")
 
 
 _INFER_DESCRIPTION = (
@@ -95,208 +86,161 @@ _INFER_DESCRIPTION = (
     "outputs carry data and binary ones parameters.binary_data_size, then the binary outputs' bytes in "
     "output order."
 )
-_BINARY = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
-
-
-def _model_paths(suffix: str, operation: dict[str, Any], method: str) -> dict[str, Any]:
-    base = "/v2/models/{name}"
-    return {
-        f"{base}{suffix}": {method: {**operation, "parameters": _MODEL_PARAMS}},
-        f"{base}/versions/{{version}}{suffix}": {
-            method: {**operation, "operationId": operation["operationId"] + "_version",
-                     "parameters": [*_MODEL_PARAMS, _VERSION_PARAM]},
-        },
-    }  # fmt: skip
-
-
-_INDEX_REQUEST = {
-    "type": "object",
-    "properties": {"ready": {"type": "boolean", "description": "List only the versions that serve"}},
+_FEEDBACK_DESCRIPTION = (
+    "Counts each (prediction, truth) pair in model_server_feedback_total, for live accuracy. Items are classes as "
+    "/predict returns them or class names; both arrays have the same length. Unversioned URLs attribute the "
+    "feedback to the primary version (the newest loaded, or during a rollout the one with the largest traffic "
+    "share): send to the versioned URL (the X-Model-Version that answered) when the predictions may come from "
+    "another one."
+)
+_FEEDBACK = {
+    "ok": "Pairs counted",
+    "response": FeedbackResponse,
+    "request": FeedbackRequest,
+    "errors": (400, 404, 413, 422),
+    "description": _FEEDBACK_DESCRIPTION,
 }
-_INDEX_RESPONSE = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["name", "version", "state", "reason"],
-        "properties": {
-            "name": {"type": "string"},
-            "version": {"type": "string"},
-            "state": {"type": "string", "enum": ["READY", "LOADING", "UNAVAILABLE"]},
-            "reason": {"type": "string"},
-        },
-    },
-}
+_MODEL = "/v2/models/{name}"
+_REFUSED = "Refused (400): the model repository folder is the source of truth; {action} there"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("post", "/predict", "predict", "Predict one or several rows (the tutorial's API)",
+              "Predictions of the default model's newest loaded version", PredictResponse, PredictRequest,
+              errors=(400, 404, 413, 422, 503), ok_headers=((MODEL_VERSION_HEADER, "The version that answered"),)),
+    Operation("post", "/feedback", "feedback", "Feedback: the true classes of the default model's predictions, "
+              "for live accuracy", **_FEEDBACK),
+    Operation("post", _MODEL, "model_feedback", "Feedback: the true classes of the model's predictions, "
+              "for live accuracy", versioned=True, suffix="/feedback", **_FEEDBACK),
+    Operation("get", "/v2", "server_metadata", "V2 server metadata", "Server metadata", ServerMetadata),
+    Operation("get", "/v2/health/live", "server_live", "Liveness: the process answers", "Live", ServerLive),
+    Operation("get", "/v2/health/ready", "server_ready",
+              "Readiness: a model version loaded and warmed up (DEFAULT_MODEL's, when set)", "Ready", ServerReady,
+              errors=(Reply(503, "Not ready: no model version serves yet (DEFAULT_MODEL's, when set)", ServerReady),)),
+    Operation("get", _MODEL, "model_metadata", "V2 model metadata", "Model metadata", ModelMetadata,
+              errors=(404,), versioned=True),
+    Operation("get", _MODEL, "model_ready", "V2 model readiness", "Ready", ModelReady,
+              errors=(404,), versioned=True, suffix="/ready"),
+    Operation("post", _MODEL, "model_infer", "V2 inference (JSON, or the binary tensor data extension)",
+              "Inference result", InferenceResponse, InferenceRequest, errors=(400, 404, 413, 422, 503),
+              description=_INFER_DESCRIPTION, versioned=True, suffix="/infer",
+              ok_content=(("application/octet-stream", "application/octet-stream"),)),
+    Operation("post", "/v2/repository/index", "repository_index",
+              "Model repository extension: every version known, with its state and reason", "Index",
+              RepositoryIndex, RepositoryIndexRequest, request_required=False, errors=(400, 413, 422)),
+    *(
+        Operation("post", f"/v2/repository/models/{{name}}/{action}", f"repository_{action}",
+                  _REFUSED.format(action=action), None, errors=(Reply(400, "Always: explicit model control is off"),))
+        for action in ("load", "unload")
+    ),
+    Operation("get", "/metrics", "metrics",
+              "Prometheus metrics of every worker of this replica (not exposed through nginx)",
+              "Prometheus text format", ok_content=(("text/plain", ""),)),
+    Operation("get", "/openapi.json", "openapi", "This document", "OpenAPI document", OpenApiDocument),
+)  # fmt: skip
 
 
-def _refused_repository_change(action: str, security: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "post": {
-            "operationId": f"repository_{action}",
-            "summary": f"Refused (400): the model repository folder is the source of truth; {action} there",
-            "security": security,
-            "parameters": _MODEL_PARAMS,
-            "responses": {
-                "400": {"description": "Always: explicit model control is off", "content": _json(_ref("ErrorBody"))},
-                **_errors(401),
-            },
-        }
-    }
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi_document())
 
 
-def _feedback_operation(operation_id: str, which: str) -> dict[str, Any]:
-    return {
-        "operationId": operation_id,
-        "summary": f"Feedback: the true classes of the {which}'s predictions, for live accuracy",
-        "description": feedback.OPENAPI_DESCRIPTION,
-        "requestBody": {"required": True, "content": _json(feedback.OPENAPI_REQUEST)},
-        "responses": {**_ok("Pairs counted", feedback.OPENAPI_RESPONSE), **_errors(400, 401, 404, 413, 422)},
-    }
+def models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    """Every model of the document, with the mode its schema is made in: requests validate, responses serialize."""
+    found: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+    for op in OPERATIONS:
+        if op.request is not None:
+            found[op.request, "validation"] = None
+        for model in (op.response, *(r.model for r in _replies(op))):
+            if model is not None:
+                found[model, "serialization"] = None
+    return list(found)
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
-    _, schemas = models_json_schema(
-        [(m, "validation") for m in (InferenceRequest, InferenceResponse, ModelMetadata, ServerMetadata, ErrorBody)],
-        ref_template=_REF,
-    )
-    security = [{"apiKey": []}, {}]
-    paths: dict[str, Any] = {
-        "/predict": {
-            "post": {
-                "operationId": "predict",
-                "summary": "Predict one or several rows (the tutorial's API)",
-                "security": security,
-                "requestBody": {"required": True, "content": _json(_PREDICT_REQUEST)},
-                "responses": {
-                    "200": {
-                        "description": "Predictions of the default model's newest loaded version",
-                        "headers": {
-                            "X-Model-Version": {
-                                "description": "The version that answered",
-                                "schema": {"type": "string"},
-                            }
-                        },
-                        "content": _json(_PREDICT_RESPONSE),
-                    },
-                    **_errors(400, 401, 404, 413, 422, 503),
-                },
-            }
-        },
-        "/feedback": {"post": {**_feedback_operation("feedback", "default model"), "security": security}},
-        **_model_paths("/feedback", {**_feedback_operation("model_feedback", "model"), "security": security}, "post"),
-        "/v2": {
-            "get": {
-                "operationId": "server_metadata",
-                "summary": "V2 server metadata",
-                "security": security,
-                "responses": {**_ok("Server metadata", _ref("ServerMetadata")), **_errors(401)},
-            }
-        },
-        "/v2/health/live": {
-            "get": {
-                "operationId": "server_live",
-                "summary": "Liveness: the process answers",
-                "responses": _ok("Live", {"type": "object", "properties": {"live": {"type": "boolean"}}}),
-            }
-        },
-        "/v2/health/ready": {
-            "get": {
-                "operationId": "server_ready",
-                "summary": "Readiness: a model version loaded and warmed up (DEFAULT_MODEL's, when set)",
-                "responses": {
-                    **_ok("Ready", {"type": "object", "properties": {"ready": {"type": "boolean"}}}),
-                    **_errors(503),
-                },
-            }
-        },
-        **_model_paths(
-            "",
-            {
-                "operationId": "model_metadata",
-                "summary": "V2 model metadata",
-                "security": security,
-                "responses": {**_ok("Model metadata", _ref("ModelMetadata")), **_errors(401, 404)},
-            },
-            "get",
-        ),
-        **_model_paths(
-            "/ready",
-            {
-                "operationId": "model_ready",
-                "summary": "V2 model readiness",
-                "security": security,
-                "responses": {
-                    **_ok(
-                        "Ready",
-                        {"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
-                    ),
-                    **_errors(401, 404),
-                },
-            },
-            "get",
-        ),
-        **_model_paths(
-            "/infer",
-            {
-                "operationId": "model_infer",
-                "summary": "V2 inference (JSON, or the binary tensor data extension)",
-                "description": _INFER_DESCRIPTION,
-                "security": security,
-                "requestBody": {"required": True, "content": _json(_ref("InferenceRequest"))},
-                "responses": {
-                    "200": {
-                        "description": "Inference result",
-                        "content": {**_json(_ref("InferenceResponse")), "application/octet-stream": _BINARY},
-                    },
-                    **_errors(400, 401, 404, 413, 422, 503),
-                },
-            },
-            "post",
-        ),
-        "/v2/repository/index": {
-            "post": {
-                "operationId": "repository_index",
-                "summary": "Model repository extension: every version known, with its state and reason",
-                "security": security,
-                "requestBody": {"required": False, "content": _json(_INDEX_REQUEST)},
-                "responses": {**_ok("Index", _INDEX_RESPONSE), **_errors(400, 401, 422)},
-            }
-        },
-        "/v2/repository/models/{name}/load": _refused_repository_change("load", security),
-        "/v2/repository/models/{name}/unload": _refused_repository_change("unload", security),
-        "/metrics": {
-            "get": {
-                "operationId": "metrics",
-                "summary": "Prometheus metrics of every worker of this replica (not exposed through nginx)",
-                "responses": {
-                    "200": {
-                        "description": "Prometheus text format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "operationId": "openapi",
-                "summary": "This document",
-                "security": security,
-                "responses": _ok("OpenAPI document", {"type": "object"}),
-            }
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
+    refs, schemas = models_json_schema(models(), ref_template=REF_TEMPLATE)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        for path, operation_id, parameters in _paths(op):
+            operation = {"operationId": operation_id, "summary": op.summary}
+            if op.description:
+                operation["description"] = op.description
+            if _protected(op):
+                operation["security"] = SECURITY
+            if parameters:
+                operation["parameters"] = [
+                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in parameters
+                ]
+            if op.request is not None:
+                content = _json(refs[op.request, "validation"], schemas)
+                operation["requestBody"] = {"required": op.request_required, "content": content}
+            operation["responses"] = _responses(op, path, refs, schemas)
+            paths.setdefault(path, {})[op.method] = operation
+    document = OpenApiDocument(
+        openapi="3.1.0",
+        info={
             "title": "Model server",
             "version": __version__,
             "description": "scikit-learn model serving: the tutorial's /predict and the Open Inference Protocol V2.",
         },
-        "paths": paths,
-        "components": {
+        paths=paths,
+        components={
             "schemas": schemas["$defs"],
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "Only when API_KEYS is set"}
             },
         },
-    }
+    )
+    return document.model_dump()
+
+
+def _paths(op: Operation) -> list[tuple[str, str, list[str]]]:
+    """(path, operationId, path parameters) of the operation, and of its one-version form."""
+    base = op.path + op.suffix
+    parameters = ["name"] if "{name}" in op.path else []
+    if not op.versioned:
+        return [(base, op.operation_id, parameters)]
+    versioned = f"{op.path}/versions/{{version}}{op.suffix}"
+    return [(base, op.operation_id, parameters), (versioned, op.operation_id + "_version", [*parameters, "version"])]
+
+
+def _protected(op: Operation) -> bool:
+    return op.path + op.suffix not in OPEN_PATHS
+
+
+def _replies(op: Operation) -> list[Reply]:
+    replies = [e if isinstance(e, Reply) else Reply(e) for e in op.errors]
+    if _protected(op):
+        replies.append(Reply(401))
+    return sorted(replies, key=lambda r: r.status)
+
+
+def _responses(
+    op: Operation, path: str, refs: dict[Any, dict[str, Any]], schemas: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    responses: dict[str, dict[str, Any]] = {}
+    if op.ok is not None:
+        ok: dict[str, Any] = {"description": op.ok}
+        if op.ok_headers:
+            ok["headers"] = {
+                name: {"description": description, "schema": {"type": "string"}} for name, description in op.ok_headers
+            }
+        content = _json(refs[op.response, "serialization"], schemas) if op.response is not None else {}
+        for media_type, content_media_type in op.ok_content:
+            schema = {"type": "string"} | ({"contentMediaType": content_media_type} if content_media_type else {})
+            content[media_type] = {"schema": schema}
+        ok["content"] = content
+        responses["200"] = ok
+    for reply in _replies(op):
+        content = _json(refs[reply.model, "serialization"], schemas, example=False)
+        responses[str(reply.status)] = {"description": reply.description or ERRORS[reply.status], "content": content}
+    return responses
+
+
+def _json(ref: dict[str, Any], schemas: dict[str, Any], example: bool = True) -> dict[str, Any]:
+    """A JSON body of a model (its ``$ref``), with the model's first example."""
+    media_type: dict[str, Any] = {"schema": ref}
+    examples = schemas["$defs"][ref["$ref"].rsplit("/", 1)[-1]].get("examples")
+    if example and examples:
+        media_type["example"] = examples[0]
+    return {"application/json": media_type}

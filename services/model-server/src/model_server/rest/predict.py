@@ -5,17 +5,20 @@
 (one row per input row, columns in the order of ``classes``).
 
 It serves the default model (DEFAULT_MODEL, or the only model in the repository): its newest
-loaded version, or the version its traffic split picks (rollout.py); ``X-Model-Version`` says
+loaded version, or the version its traffic split picks (serving/routing.py); ``X-Model-Version`` says
 which version answered.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
+from pydantic import ValidationError
 
-from ..errors import unprocessable
-from ..state import Unversioned, default_servable, infer, server_state
-from ..validation import json_object, matrix_from_features
+from ..serving.live_models import Route
+from .bodies import PredictRequest, refused_field
+from .dispatch import infer, inference_endpoint, server_state
+from .errors import unprocessable
+from .validation import json_object, matrix_from_features
 
 bp = Blueprint("predict", __name__)
 
@@ -23,20 +26,25 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 
 
 @bp.post("/predict")
-def predict() -> Response:
-    body = json_object()
-    model = default_servable(Unversioned.ROUTED)
-    description = model.description
-    if "features" not in body:
-        raise unprocessable("missing 'features': send {\"features\": [..." + f"{description.n_features} numbers]}}")
-    with_probabilities = body.get("return_probabilities", False)
-    if not isinstance(with_probabilities, bool):
-        raise unprocessable("'return_probabilities' must be true or false")
+@inference_endpoint
+def predict(target: Route) -> Response:
+    description = target.servable.description
+    try:
+        body = PredictRequest.model_validate(json_object())
+    except ValidationError as exc:
+        if refused_field(exc) == "features":
+            raise unprocessable(
+                "missing 'features': send {\"features\": [..." + f"{description.n_features} numbers]}}"
+            ) from None
+        raise unprocessable("'return_probabilities' must be true or false") from None
+    with_probabilities = body.return_probabilities
     if with_probabilities and not description.has_probabilities:
         raise unprocessable(f"model '{description.name}' does not predict probabilities")
 
-    rows = matrix_from_features(body["features"], description.n_features, server_state().settings.max_batch_rows)
-    prediction = infer(model, rows, with_probabilities)
+    rows = matrix_from_features(body.features, description.n_features, server_state().settings.max_batch_rows)
+    prediction = infer(target, rows, with_probabilities)
+    # A PredictResponse (rest/bodies.py), built as a dict: making the model instance costs ~2 % of a one-row
+    # request (measured in place); tests check the body against the model's fields and schema.
     result: dict[str, object] = {"prediction": prediction.labels.tolist()}
     if prediction.probabilities is not None:
         result["probabilities"] = prediction.probabilities.tolist()

@@ -1,13 +1,13 @@
 """``GET /metrics``: this replica's metrics (all workers) in the Prometheus text format, plus the
-versions this worker serves right now (:mod:`..serving_metrics`)."""
+versions this worker serves right now (:mod:`..serving.state_metrics`)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from ..metrics import exposition
-from ..serving_metrics import ServingCollector
-from ..state import server_state
+from ..monitoring.metrics import exposition
+from ..serving.state_metrics import ServingCollector
+from .dispatch import server_state
 
 bp = Blueprint("prometheus", __name__)
 
@@ -15,5 +15,5 @@ bp = Blueprint("prometheus", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     state = server_state()
-    body, content_type = exposition(ServingCollector(state.registry.snapshot, state.settings))
+    body, content_type = exposition(ServingCollector(state.live_models.snapshot, state.settings))
     return Response(body, content_type=content_type)

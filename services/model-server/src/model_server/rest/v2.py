@@ -23,21 +23,25 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import ValidationError
 
 from .. import __version__
-from ..errors import bad_request, unprocessable
-from ..predictor import ModelDescription, Prediction
-from ..state import Unversioned, infer, request_snapshot, servable, server_state
-from ..validation import json_object, matrix_from_tensor, numbers_from_values, tensor_values
-from . import repository
+from ..serving.live_models import Route
+from ..serving.predictor import ModelDescription, Prediction
+from . import repository_api
+from .dispatch import infer, inference_endpoint, route, server_state
+from .errors import bad_request, unprocessable
 from .v2_schema import (
     NUMERIC_DATATYPES,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
+    ModelReady,
     RequestInput,
     ResponseOutput,
+    ServerLive,
     ServerMetadata,
+    ServerReady,
     TensorMetadata,
 )
+from .validation import json_object, matrix_from_tensor, numbers_from_values, tensor_values
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -50,31 +54,32 @@ _BYTE_COUNT = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() als
 
 @bp.get("")
 def server_metadata() -> Response:
-    extensions = ["binary_tensor_data", repository.EXTENSION]
+    extensions = ["binary_tensor_data", repository_api.EXTENSION]
     body = ServerMetadata(name="model-server", version=__version__, extensions=extensions)
     return jsonify(body.model_dump())
 
 
 @bp.get("/health/live")
 def live() -> Response:
-    return jsonify(live=True)
+    return jsonify(ServerLive(live=True).model_dump())
 
 
 @bp.get("/health/ready")
 def ready() -> tuple[Response, int]:
     """Ready once a model version serves (and DEFAULT_MODEL, when set, is one of them)."""
     state = server_state()
-    snapshot = state.registry.snapshot
+    snapshot = state.live_models.snapshot
     default = state.settings.default_model
     is_ready = bool(snapshot.models.get(default)) if default else bool(snapshot)
-    return jsonify(ready=is_ready), 200 if is_ready else 503
+    return jsonify(ServerReady(ready=is_ready).model_dump()), 200 if is_ready else 503
 
 
 @bp.get("/models/<name>")
 @bp.get("/models/<name>/versions/<version>")
 def model_metadata(name: str, version: str | None = None) -> Response:
-    model = servable(name, version).description
-    loaded = [str(v) for v in request_snapshot().models.get(name, {})] if version is None else None
+    target = route(name, version)
+    model = target.servable.description
+    loaded = [str(v) for v in target.snapshot.models.get(name, {})] if version is None else None
     outputs = [TensorMetadata(name=OUTPUT_LABELS, datatype=_datatype(model), shape=[-1])]
     if model.has_probabilities:
         outputs.append(TensorMetadata(name=OUTPUT_PROBABILITIES, datatype="FP64", shape=[-1, len(model.classes or ())]))
@@ -101,15 +106,15 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 @bp.get("/models/<name>/versions/<version>/ready")
 def model_ready(name: str, version: str | None = None) -> tuple[Response, int]:
     """200 for a loaded version (unversioned: any); 404 for one that is not loaded, as the metadata."""
-    model = servable(name, version).description
-    return jsonify(name=model.name, ready=True), 200
+    model = route(name, version).servable.description
+    return jsonify(ModelReady(name=model.name, ready=True).model_dump()), 200
 
 
 @bp.post("/models/<name>/infer")
 @bp.post("/models/<name>/versions/<version>/infer")
-def model_infer(name: str, version: str | None = None) -> Response:
-    target = servable(name, version, Unversioned.ROUTED)  # this request's version, kept to its end
-    model = target.description
+@inference_endpoint
+def model_infer(target: Route) -> Response:
+    model = target.servable.description  # this request's version, kept to its end
     payload, binary = _read_request()
     try:
         req = InferenceRequest.model_validate(payload)

@@ -1,0 +1,556 @@
+"""``python -m bench.benchmark.report [latest.json]``: ``latest.md`` and the chart (chart.py) from ``latest.json``, the
+ratios stored back into it. Verdicts use the paired rounds' median ratio where they ran, else the single runs."""
+
+import json
+import sys
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from . import chart
+from .settings import BASELINE, BENCH_DIR, CONTROL
+
+ORDER = ["tutorial", "direct", "direct-nobatch", "stack", "mlserver"]
+SHORT = {"tutorial": "a) tutorial app", "direct": "b) 1 replica direct", "direct-nobatch": "b') 1 replica, "
+         "batching off", "stack": "c) full stack (nginx + 3)", "mlserver": "d) MLServer"}  # fmt: skip
+GUARD = {"f-none": "baseline: 1 model x 1 version, drift off", "f-control": "control: the baseline again (noise floor)",
+         "f-drift": "+ drift counting", "f-repository": "+ 2 models x 2 versions", "f-canary": "+ canary 10 %",
+         "f-shadow": "+ shadow 100 %", "f-reload": "2 x 2, then reload cycles"}  # fmt: skip
+# The targets.
+STACK_VS_MLSERVER = 10.0  # the full stack's req/s at c=16 over MLServer's, every feature on (and a lower p99)
+FEATURE_BUDGET = 0.05  # what drift counting, the repository and the canary may each cost of a replica's req/s
+BUDGETED = ("f-drift", "f-repository", "f-canary")
+SHADOW_P50_BUDGET_MS = 1.0  # what a 100 % shadow may add to the p50 at c=1 (its req/s cost is reported)
+NGINX_BUDGET_US = 70  # nginx's CPU per proxied request
+RELOAD_GROWTH_BUDGET_PCT = 5.0  # memory growth from reload cycle 10 to the last, % of cycle 10's
+
+
+def runs_of(results: dict[str, Any], key: str) -> dict[int, dict[str, Any]]:
+    return {run["concurrency"]: run for run in (results.get("systems", {}).get(key) or {}).get("runs", [])}
+
+
+def compared_keys(results: dict[str, Any]) -> list[str]:
+    present = results.get("systems", {})
+    return [k for k in ORDER if k in present] + [k for k in present if k not in ORDER and k not in GUARD]
+
+
+def at(runs: dict[int, dict[str, Any]], c: int, *path: str) -> Any:
+    value: Any = runs.get(c)
+    for part in path:
+        value = None if value is None else value.get(part)
+    return value
+
+
+def table(header: str, rows: list[str]) -> str:
+    """A Markdown table; a header cell ending in ``:`` is right-aligned."""
+    cells = [cell.strip() for cell in header.split("|")]
+    align = " | ".join("---:" if cell.endswith(":") else "---" for cell in cells)
+    return "\n".join([f"| {' | '.join(cell.removesuffix(':') for cell in cells)} |", f"| {align} |", *rows])
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio_text(a: float | None, b: float | None) -> str:
+    return "–" if not a or not b else f"{a / b:.2f}×"
+
+
+def delta_text(a: float | None, b: float | None) -> str:
+    return "–" if a is None or b is None else f"{a - b:+.2f} ms"
+
+
+def round_delta(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 3)
+
+
+def spread_ratio(paired: dict[str, Any]) -> str:
+    return f"{paired['median']:.2f}× [{paired['min']:.2f}–{paired['max']:.2f}]"
+
+
+def spread_change(paired: dict[str, Any]) -> str:
+    return f"{paired['median'] - 1:+.1%} [{paired['min'] - 1:+.1%} … {paired['max'] - 1:+.1%}]"
+
+
+def ok(passed: bool) -> str:
+    return "✅" if passed else "❌"
+
+
+def cpu_us(run: dict[str, Any] | None, prefix: str = "") -> float | None:
+    """CPU µs per answered request of the system under test (of its components named ``prefix``...)."""
+    if not run or not run.get("rps"):
+        return None
+    return sum(v for k, v in run["cpu"]["components_cores"].items() if k.startswith(prefix)) / run["rps"] * 1e6
+
+
+def headline_ok(comparison: dict[str, Any]) -> bool:
+    """At least STACK_VS_MLSERVER times MLServer's req/s and a lower p99 (paired medians)."""
+    p99 = comparison["p99_paired"]["median"]
+    return comparison["rps_paired"]["median"] >= STACK_VS_MLSERVER and p99 is not None and p99 < 1
+
+
+def feature_ok(ratio: float) -> bool:
+    """A feature costs at most FEATURE_BUDGET of the baseline's req/s (``ratio``: the row's over the baseline's)."""
+    return ratio >= 1 - FEATURE_BUDGET
+
+
+def errors_text(run: dict[str, Any]) -> str:
+    errors = run["errors"]
+    parts = [f"{k.replace('_', '-')} {v}" for k, v in errors.items() if k != "total" and v]
+    return f"**{errors['total']}** ({', '.join(parts)})" if errors["total"] else "0"
+
+
+def memory_text(run: dict[str, Any]) -> str:
+    memory = run.get("memory_mid_run") or {}
+    if "process tree" in memory:
+        return f"{memory['process tree']['resident_mib']:.0f} ({memory['process tree'].get('processes', '?')} proc.)"
+    mib = {k: v.get("resident_mib", v.get("usage_mib", 0)) for k, v in memory.items()}
+    text = " / ".join(f"{v:.0f}" for k, v in mib.items() if k.startswith("model-") or k == "replica")
+    return (text + (f" (nginx {mib['nginx-1']:.0f})" if "nginx-1" in mib else "")) or "–"
+
+
+def reload_memory(cycles: dict[str, Any]) -> str:
+    """The replica's memory over the reload cycles, judged on the growth after the first ones."""
+
+    def mib(key: str) -> str:
+        return fmt((cycles.get(key) or {}).get("replica", {}).get("resident_mib"), 0)
+
+    growth, before, after = cycles.get("growth_after_warm"), mib("memory_before"), mib("memory_after")
+    if not growth:
+        return (f"memory of the replica with 2 x 2 loaded: {before} MiB; after {cycles['cycles']} reload cycles "
+                f"({cycles['seconds']} s): {after} MiB")  # fmt: skip
+    first, last = growth["from_cycle"], growth["to_cycle"]
+    return (
+        f"{ok(growth['pct_of_warm'] <= RELOAD_GROWTH_BUDGET_PCT)} memory of the replica over {last} reload cycles "
+        f"({cycles['seconds']} s): {before} MiB with 2 x 2 loaded, {mib('memory_warm')} MiB after {first} cycles "
+        f"(each worker's first reloads load its own copies), {after} MiB after {last}: {growth['mib']:+.1f} MiB "
+        f"from cycle {first} to {last}, {growth['pct_of_warm']:+.1f} % of cycle {first}'s, "
+        f"{growth['mib_per_cycle']:.2f} MiB per cycle (budget +{RELOAD_GROWTH_BUDGET_PCT:.0f} %)"
+    )
+
+
+class Report:
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.r, self.s, self.env = results, results.get("settings", {}), results.get("environment", {})
+        self.conc, self.limit = self.s.get("concurrency", [1, 16, 64]), self.s.get("disturbed_cores", 0.3)
+        self.keys = compared_keys(results)
+        keys = ("stack", "mlserver", "direct", "tutorial", "direct-nobatch")
+        self.stack, self.ml, self.direct, self.tut, self.nobatch = (runs_of(results, k) for k in keys)
+        # CPU µs per answered request: (b)'s replica, (c)'s replicas, (c)'s nginx.
+        runs = {c: (self.direct.get(c), self.stack.get(c)) for c in self.conc}
+        self.cost = {c: (cpu_us(b), cpu_us(s, "model"), cpu_us(s, "nginx")) for c, (b, s) in runs.items()
+                     if cpu_us(b) is not None and cpu_us(s) is not None}  # fmt: skip
+
+    def markdown(self) -> str:
+        warnings = self.warnings()
+        blocks = self.header() + (["Warnings:", "\n".join(f"- ⚠ {w}" for w in warnings)] if warnings else [])
+        blocks += self.results_table() + self.ratios_section() + self.batching() + self.paired_section()
+        return "\n\n".join(blocks + self.guard_section() + self.settings_section() + self.failures(warnings)) + "\n"
+
+    def paired(self, group: str, key: str) -> dict[str, Any] | None:
+        """``key``'s comparison in a group's paired rounds that measured it, or None."""
+        comparison = (((self.r.get("paired_rounds") or {}).get(group) or {}).get("comparisons") or {}).get(key)
+        return comparison if comparison and comparison["rps_paired"]["median"] is not None else None
+
+    def how(self, comparison: dict[str, Any], group: str) -> str:
+        rounds = sum(r is not None for r in comparison["rps_paired"]["per_round"])
+        return f"median of {rounds} paired rounds at c={self.r['paired_rounds'][group]['concurrency']}"
+
+    def header(self) -> list[str]:
+        r, env, cores = self.r, self.env, self.env.get("logical_cpus", "?")
+        overrides = "".join(f" {k}={v}" for k, v in self.s.get("env_overrides", {}).items())
+        return [
+            "# Benchmark: tutorial app vs model-server vs full stack vs MLServer",
+            f"Run `{r.get('bench_id')}`: {r.get('started', '?')} → {r.get('finished', '?')} "
+            f"({r.get('elapsed_s', 0) / 60:.1f} min, `make bench`{overrides}).",
+            f"**Machine: {env.get('cpu_model', '?')}, {cores} cores — shared by the system under test and the load "
+            f"generator (wrk), so every number here is for a system that had at most {cores} cores minus wrk's share** "
+            f"(column *wrk CPU*). {env.get('memory_total_gib', '?')} GiB RAM, {env.get('os', '?')}, kernel "
+            f"{env.get('kernel', '?')}, Docker {env.get('docker', '?')}, Compose {env.get('docker_compose', '?')}, "
+            f"{env.get('wrk', 'wrk')}.",
+        ]
+
+    def warnings(self) -> list[str]:
+        warnings = []
+        if others := self.r.get("machine_at_start", {}).get("other_containers"):
+            warnings.append(
+                f"the machine is shared: other containers were running when the run started ({len(others)}: "
+                f"{', '.join(others[:6])}{' …' if len(others) > 6 else ''}); disturbed runs were measured again (up "
+                f"to {self.s.get('disturbed_retries', 1)} times); what remained is in the *other* CPU column"
+            )
+        for key in self.keys:
+            system, name = self.r["systems"][key], SHORT.get(key, key)
+            if (before := system.get("machine_before", {})) and not before.get("idle", True):
+                warnings.append(f"{name}: the machine was still busy ({before.get('busy_cores')} cores) after waiting "
+                                f"{before.get('waited_s')} s for it to be idle; other containers then: "
+                                f"{len(before.get('other_containers', []))}")  # fmt: skip
+            warnings += [f"{name} FAILED: {system.get('error', '?')}"] if system.get("status") != "ok" else []
+            warnings += [
+                f"{name} c={run['concurrency']}: {run['cpu']['other_cores']:.2f} cores used by processes outside the "
+                "system under test and wrk during the measurement"
+                for run in system.get("runs", [])
+                if run["cpu"].get("other_cores", 0) > self.limit
+            ]
+        for name, section in (self.r.get("paired_rounds") or {}).items():
+            if section.get("status") == "failed":
+                warnings.append(f"paired rounds ({section.get('title', name)}) FAILED: {section.get('error', '?')}")
+            warnings += [
+                f"paired rounds: {SHORT.get(key, key)} had {r['errors']} errors in round {r['round']}"
+                for key, system in (section.get("systems") or {}).items()
+                for r in system["rounds"]
+                if r["errors"]
+            ]
+        return warnings + ([f"the run stopped early: {self.r['error']}"] if self.r.get("error") else [])
+
+    def results_table(self) -> list[str]:
+        rows = []
+        for key in self.keys:
+            runs, name = runs_of(self.r, key), SHORT.get(key, key)
+            rows += [] if runs else [f"| {name} | – | failed | | | | | | | | |"]
+            for c, run in sorted(runs.items()):
+                lat, cpu = run["latency_ms"], run["cpu"]
+                rows.append(
+                    f"| {name} | {c} | {run['rps']:,.0f}{' ⚠' if cpu.get('other_cores', 0) > self.limit else ''} | "
+                    f"{lat['p50']:.2f} | {lat['p95']:.2f} | {lat['p99']:.2f} | {lat['max']:.1f} | {errors_text(run)} | "
+                    f"{cpu['sut_cores']:.2f} / {cpu.get('engine_cores', 0):.2f} / {cpu['wrk_cores']:.2f} / "
+                    f"{cpu['other_cores']:.2f} | {fmt(run.get('rps_per_core'), 0)} | {memory_text(run)} |"
+                )
+        header = ("system | c: | req/s: | p50 ms: | p95 ms: | p99 ms: | max ms: | errors | CPU cores: SUT / engine / "
+                  "wrk / other: | req/s per core: | memory MiB")  # fmt: skip
+        return [
+            "![req/s and p99 latency per system and concurrency](latest.png)",
+            "## Results",
+            f'One row per POST (the tutorial\'s `{{"features": [1, 2, 3, 4]}}`; MLServer: the same row as a V2 FP64 '
+            f"`[1, 4]` tensor). {self.s.get('wrk', '')}. *req/s*: 2xx answers only. *errors*: non-2xx + wrk's socket "
+            "errors. *CPU*: cores used in the measured window by the system under test (its cgroups, or its host "
+            "process tree) / the Docker engine working for it (dockerd, containerd, shims) / wrk / anything else. "
+            "*req/s per core* = req/s ÷ (SUT + engine). *memory*: resident MiB half-way through the run (anonymous + "
+            "mapped pages per replica; PSS of a host process tree). ⚠: other processes used more than "
+            f"{self.limit} cores during that run.",
+            table(header, rows),
+        ]
+
+    def ratios(self) -> dict[str, Any]:
+
+        def pair(a: dict, b: dict, c: int) -> dict[str, Any]:
+            (ra, pa, a50), (rb, pb, b50) = ((at(x, c, "rps"), at(x, c, "latency_ms", "p99"),
+                                            at(x, c, "latency_ms", "p50")) for x in (a, b))  # fmt: skip
+            return {"rps_ratio": round(ra / rb, 3) if ra and rb else None, "p99_ratio": round(pa / pb, 3) if pa and pb
+                    else None, "p50_delta_ms": round_delta(a50, b50), "p99_delta_ms": round_delta(pa, pb)}  # fmt: skip
+
+        stack, ml, direct = self.stack, self.ml, self.direct
+        pairs = {"stack_vs_mlserver": (stack, ml), "stack_vs_direct_nginx_overhead": (stack, direct),
+                 "stack_vs_tutorial": (stack, self.tut), "direct_vs_mlserver": (direct, ml)}  # fmt: skip
+        out: dict[str, Any] = {name: {c: pair(a, b, c) for c in self.conc} for name, (a, b) in pairs.items()}
+        if self.nobatch:
+            out["batching_on_vs_off_direct"] = {c: pair(self.direct, self.nobatch, c) for c in sorted(self.nobatch)}
+        if guard := self.guard_rows():
+            out["performance_guard"] = guard
+        return out
+
+    def ratios_section(self) -> list[str]:
+        stack, ml, direct, tut = self.stack, self.ml, self.direct, self.tut
+        c16 = 16 if 16 in self.conc else self.conc[len(self.conc) // 2]
+        sm = self.ratios()["stack_vs_mlserver"].get(c16) or {}
+        lead = [
+            f"- **Full stack vs MLServer at c={c16}: {fmt(sm.get('rps_ratio'))}× the req/s** "
+            f"({fmt(at(stack, c16, 'rps'), 0)} vs {fmt(at(ml, c16, 'rps'), 0)}); **p99 "
+            f"{fmt(at(stack, c16, 'latency_ms', 'p99'))} ms vs {fmt(at(ml, c16, 'latency_ms', 'p99'))} ms** "
+            f"({fmt(sm.get('p99_ratio'))}×)."
+        ]
+        if headline := self.paired("headline", "stack"):
+            lead.append(
+                f"- **Paired rounds at c={self.r['paired_rounds']['headline']['concurrency']} (the verdict's figure): "
+                f"{spread_ratio(headline['rps_paired'])} the req/s, p99 {spread_ratio(headline['p99_paired'])}** "
+                f"({self.how(headline, 'headline')} [min–max]; *Paired rounds*)."
+            )
+        rows = []
+        for c in self.conc:
+            s_rps, m_rps, d_rps, t_rps = (at(runs, c, "rps") for runs in (stack, ml, direct, tut))
+            s_p99, m_p99, d_p99, t_p99 = (at(runs, c, "latency_ms", "p99") for runs in (stack, ml, direct, tut))
+            s_p50, d_p50 = at(stack, c, "latency_ms", "p50"), at(direct, c, "latency_ms", "p50")
+            rows.append(
+                f"| {c} | {ratio_text(s_rps, m_rps)} | {ratio_text(s_p99, m_p99)} | {ratio_text(s_rps, d_rps)} | "
+                f"{delta_text(s_p50, d_p50)} | {delta_text(s_p99, d_p99)} | {ratio_text(s_rps, t_rps)} | "
+                f"{ratio_text(s_p99, t_p99)} |"
+            )
+        header = (
+            "c: | stack / MLServer req/s: | stack / MLServer p99: | nginx overhead: stack / direct req/s: "
+            "| stack − direct p50: | stack − direct p99: | stack / tutorial req/s: | stack / tutorial p99:"
+        )
+        blocks = [
+            "## Ratios",
+            "\n".join(lead),
+            table(header, rows),
+            "*nginx overhead* compares (c) with (b), which has the same total gunicorn workers and the same CPU the "
+            "stack's replicas can use together: the difference is nginx's hop (and the split into 3 replicas).",
+        ]
+        if self.cost:
+            costs = [f"| {c} | {b:,.0f} | {rep:,.0f} | {ngx:,.0f} | {rep + ngx:,.0f} | +{rep + ngx - b:,.0f} |"
+                     for c, (b, rep, ngx) in self.cost.items()]  # fmt: skip
+            blocks += [
+                "Where it goes: both (b) and (c) keep the 2 cores busy at c ≥ 16, so what the stack spends per request "
+                "beyond (b) is throughput lost. CPU per answered request, in µs (containers' cgroup time ÷ req/s):",
+                table("c: | (b) replica: | (c) replicas: | (c) nginx: | (c) total: | (c) − (b):", costs),
+            ]
+        return blocks
+
+    def batching(self) -> list[str]:
+        if not self.nobatch:
+            note = self.s.get("batching", {}).get("note", "no batching toggle")
+            return [f"**Batching p99 delta at c=1**: not measured — {note}."]
+        lines = []
+        for c in sorted(self.nobatch):
+            on_p99, off_p99 = at(self.direct, c, "latency_ms", "p99"), at(self.nobatch, c, "latency_ms", "p99")
+            on_rps, off_rps = at(self.direct, c, "rps"), at(self.nobatch, c, "rps")
+            lines.append(f"- c={c}: p99 {fmt(on_p99)} ms with batching vs {fmt(off_p99)} ms without "
+                         f"(**{delta_text(on_p99, off_p99)}**); req/s {fmt(on_rps, 0)} vs {fmt(off_rps, 0)} "
+                         f"({ratio_text(on_rps, off_rps)}).")  # fmt: skip
+        off = " ".join(f"{k}={v}" for k, v in self.s.get("batch_off_env", {}).items())
+        return [f"**Batching** (b, server defaults, vs b', `{off}`):", "\n".join(lines)]
+
+    def paired_section(self) -> list[str]:
+        if not (groups := self.r.get("paired_rounds") or {}):
+            return []
+        blocks = [
+            "## Paired rounds",
+            "The decisive comparisons, measured again with each group's systems up together: every round measures "
+            "each system in turn (a warm-up, then a measured run), round r in the group's order rotated by r // 2 "
+            "and reversed when r is odd, so that the machine's drift weighs on both sides alike. The verdicts use "
+            "the median of the per-round (*paired*) ratios, median [min–max]. The other systems of a group are "
+            "frozen during each turn (containers paused, processes stopped); *others up*: the CPU cores they used "
+            f"(median; about 0: the freeze held). ⚠: processes beyond the system, wrk and the engine used more than "
+            f"{self.limit} cores.",
+        ]
+        for name, section in groups.items():
+            title, change = section.get("title", name), name == "guard"
+            if section.get("status") in ("skipped", "not run"):
+                blocks.append(f"**{title}**: {section['status']} — {section.get('note', '?')}.")
+                continue
+            rows = []
+            for key, system in section["systems"].items():
+                rounds, comparison = system["rounds"], self.paired(name, key)
+                cells = [
+                    GUARD.get(key, SHORT.get(key, key)),
+                    " · ".join(f"{r['rps']:,.0f}{' ⚠' if r['other_cores'] > self.limit else ''}" for r in rounds)
+                    or "–",
+                    fmt(system["median_rps"], 0),
+                    fmt(system["median_p99_ms"]),
+                    fmt(median(r["bystander_cores"] for r in rounds) if rounds else None),
+                ]
+                if comparison is None:
+                    cells += ["", "", "", "reference" if key == section["reference"] else "–"]
+                else:
+                    of_medians, rps, p99 = (comparison[k] for k in ("rps_ratio_of_medians", "rps_paired", "p99_paired"))
+                    if name == "headline":
+                        verdict = f"{ok(headline_ok(comparison))} target ≥ {STACK_VS_MLSERVER:.0f}×, lower p99"
+                    elif key in BUDGETED:
+                        verdict = f"{ok(feature_ok(rps['median']))} budget −{FEATURE_BUDGET:.0%}"
+                    else:
+                        verdict = "noise floor" if key == CONTROL else "reported"
+                    cells += [f"{of_medians - 1:+.1%}" if change else f"{of_medians:.2f}×",
+                              spread_change(rps) if change else spread_ratio(rps),
+                              spread_ratio(p99) if p99["median"] else "–", verdict]  # fmt: skip
+                rows.append("| " + " | ".join(cells) + " |")
+            orders = "; ".join(f"{i} " + " → ".join(order) for i, order in enumerate(section["order"], 1))
+            measure = "req/s change" if change else "req/s ratio"
+            header = (f"system | req/s per round | median req/s: | median p99 ms: | others up, cores: | {measure} of "
+                      f"medians: | {measure}, paired: median [min–max]: | p99 ratio, paired: | verdict")  # fmt: skip
+            blocks += [
+                f"**{title}**, c={section['concurrency']}: {section['rounds']} rounds of {section['round_duration_s']} "
+                f"s after a {section['warmup_s']} s warm-up per system (order: {orders}).",
+                table(header, rows),
+                *(
+                    [f"⚠ the rounds stopped early: {section.get('error', '?')}"]
+                    if section["status"] == "failed"
+                    else []
+                ),
+            ]
+        return blocks
+
+    def guard_rows(self) -> list[dict[str, Any]]:
+        """Each guard row against the baseline: req/s at c=16, p50 at c=1 and their changes, CPU, memory."""
+        base, rows = runs_of(self.r, BASELINE), []
+        for key in (key for key in GUARD if key in self.r.get("systems", {})):
+            runs = runs_of(self.r, key)
+            rps, base_rps, p50 = at(runs, 16, "rps"), at(base, 16, "rps"), at(runs, 1, "latency_ms", "p50")
+            memory = (runs.get(16) or {}).get("memory_mid_run", {}).get("replica", {})
+            rows.append({
+                "key": key, "status": self.r["systems"][key].get("status"), "rps_c16": rps,
+                "rps_change": round(rps / base_rps - 1, 4) if rps and base_rps else None, "p50_c1_ms": p50,
+                "p50_change_ms": round_delta(p50, at(base, 1, "latency_ms", "p50")), "cpu_us_c16": cpu_us(runs.get(16)),
+                "memory_mib": memory.get("resident_mib", memory.get("usage_mib")),
+                "reload_cycles": self.r["systems"][key].get("reload_cycles"),
+            })  # fmt: skip
+        return rows
+
+    def feature_ratio(self, row: dict[str, Any]) -> tuple[float | None, str]:
+        """A row's req/s over the baseline's: the paired rounds' median if they measured it, else the single run's."""
+        if (comparison := self.paired("guard", row["key"])) is None:
+            return None if row["rps_change"] is None else 1 + row["rps_change"], "single run at c=16"
+        paired = comparison["rps_paired"]
+        return paired["median"], f"{self.how(comparison, 'guard')}, {paired['min'] - 1:+.1%} … {paired['max'] - 1:+.1%}"
+
+    def guard_section(self) -> list[str]:
+        if not (rows := self.guard_rows()):
+            return []
+        lines, verdicts = [], self.noise_floor(rows)
+        for row in rows:
+            change = "–" if row["rps_change"] is None else f"{row['rps_change']:+.1%}"
+            p50_change = "–" if row["p50_change_ms"] is None else f"{row['p50_change_ms']:+.2f} ms"
+            lines.append(
+                f"| {GUARD[row['key']]} | failed | | | | | |"
+                if row["status"] != "ok"
+                else f"| {GUARD[row['key']]} | {fmt(row['rps_c16'], 0)} | {change} | {fmt(row['p50_c1_ms'])} | "
+                f"{p50_change} | {fmt(row['cpu_us_c16'], 0)} | {fmt(row['memory_mib'], 0)} |"
+            )
+            ratio, how = self.feature_ratio(row)
+            if row["key"] in BUDGETED and ratio is not None:
+                verdicts.append(
+                    f"{ok(feature_ok(ratio))} {GUARD[row['key']]}: {ratio - 1:+.1%} of the baseline's req/s ({how}; "
+                    f"budget −{FEATURE_BUDGET:.0%})"
+                )
+            if row["key"] == "f-shadow" and row["p50_change_ms"] is not None and ratio is not None:
+                verdicts.append(
+                    f"{ok(row['p50_change_ms'] <= SHADOW_P50_BUDGET_MS)} 100 % shadow: p50 at c=1 "
+                    f"{row['p50_change_ms']:+.2f} ms (single run; budget +{SHADOW_P50_BUDGET_MS:.0f} ms); it runs the "
+                    f"model twice: {ratio - 1:+.1%} of the baseline's req/s ({how})"
+                )
+            if row["key"] == "f-reload" and self.paired("guard", "f-reload") and ratio is not None:
+                verdicts.append(
+                    f"2 x 2 after its reload cycles: {ratio - 1:+.1%} of the baseline's req/s ({how}; reported)"
+                )
+            verdicts += [reload_memory(row["reload_cycles"])] if row.get("reload_cycles") else []
+        verdicts += self.headline_verdict()
+        if 16 in self.cost:
+            nginx_us = self.cost[16][2]
+            verdicts.append(
+                f"{ok(nginx_us <= NGINX_BUDGET_US)} nginx: {nginx_us:.0f} µs of CPU per proxied request at c=16 "
+                f"(budget {NGINX_BUDGET_US} µs)"
+            )
+        header = "row | req/s c=16: | change: | p50 c=1 ms: | change: | CPU µs/request c=16: | memory MiB (replica):"
+        return [
+            "## Performance guard",
+            "One replica (system b: the same CPUs, memory and workers) serving a host repository built from the "
+            "image's model, with one request-path feature on per row (bench/README.md, *Performance guard*); the "
+            "full stack (c) above ran with **every feature on**. Change = against the baseline row, in the same run. "
+            "The table holds single runs; the verdicts below use the paired rounds where they ran.",
+            table(header, lines),
+            *(["\n".join(f"- {v}" for v in verdicts)] if verdicts else []),
+        ]
+
+    def noise_floor(self, rows: list[dict[str, Any]]) -> list[str]:
+        """The control (the baseline again) against the baseline: how far two identical replicas differ, no verdict."""
+        if (comparison := self.paired("guard", CONTROL)) is not None:
+            floor = f"{spread_change(comparison['rps_paired'])} ({self.how(comparison, 'guard')})"
+        elif row := next((row for row in rows if row["key"] == CONTROL and row["rps_change"] is not None), None):
+            floor = f"{row['rps_change']:+.1%} (single run at c=16)"
+        else:
+            return []
+        return [f"noise floor this run: control vs baseline {floor}, two identical replicas: no budget of its own"]
+
+    def headline_verdict(self) -> list[str]:
+        """The full stack against MLServer: from the paired rounds when they ran, else from the single runs at c=16."""
+        if (comparison := self.paired("headline", "stack")) is not None:
+            rps, p99 = comparison["rps_paired"], comparison["p99_paired"]
+            lower = p99["median"] is not None and p99["median"] < 1
+            return [
+                f"{ok(headline_ok(comparison))} full stack, every feature on, vs MLServer: {rps['median']:.2f}× the "
+                f"req/s ({self.how(comparison, 'headline')}, {rps['min']:.2f}–{rps['max']:.2f}×; target ≥ "
+                f"{STACK_VS_MLSERVER:.0f}×), p99 {fmt(p99['median'])}× MLServer's ({'lower' if lower else 'NOT lower'})"
+            ]
+        stack_rps, ml_rps = at(self.stack, 16, "rps"), at(self.ml, 16, "rps")
+        if not stack_rps or not ml_rps:
+            return []
+        lower = (at(self.stack, 16, "latency_ms", "p99") or 0) < (at(self.ml, 16, "latency_ms", "p99") or 0)
+        return [
+            f"{ok(stack_rps / ml_rps >= STACK_VS_MLSERVER and lower)} full stack, every feature on, vs MLServer at "
+            f"c=16: {stack_rps / ml_rps:.2f}× the req/s (single run; target ≥ {STACK_VS_MLSERVER:.0f}×), p99 "
+            f"{'lower' if lower else 'NOT lower'}"
+        ]
+
+    def settings_section(self) -> list[str]:
+        s, env, systems = self.s, self.env, self.r.get("systems", {})
+        groups = "; ".join(f"{k}: {', '.join(g['compared'])} vs {g['reference']} at c={g['c']}"
+                           for k, g in s.get("groups", {}).items())  # fmt: skip
+        reached = [
+            k for k in sorted(systems, key=lambda k: ORDER.index(k) if k in ORDER else 9) if "address" in systems[k]
+        ]
+        listed = "; ".join(f"{SHORT.get(k, k)} `{a['host']}:{a['port']}` ({a['where']})" for k in reached
+                           for a in [systems[k]["address"]])  # fmt: skip
+        lines = [
+            f"- Load generator: {s.get('wrk', '')}; systems measured one at a time, in this order: "
+            f"{', '.join(s.get('systems_order', []))}.",
+            f"- Paired rounds: {s.get('rounds')} rounds of {s.get('round_duration')} s after a "
+            f"{s.get('round_warmup')} s warm-up, per system per round ({groups or 'no group'}).",
+            f"- Addresses: {listed} — loopback, or containers this run started (read with `docker inspect`).",
+            f"- (c) full stack: {s.get('replicas')} replicas × {s.get('workers_per_replica')} gunicorn gevent worker, "
+            f"{s.get('model_cpus')} CPU and {s.get('model_memory')} per replica (compose defaults). **nginx rate limit "
+            f"raised to {s.get('rate_limit')}, burst {s.get('rate_burst')}** (defaults 100r/s, burst 200): wrk is "
+            "one client address.",
+            "- (b) one replica direct: the same image, `docker run` with the compose service's environment and "
+            f"hardening, {s.get('direct_workers')} gevent workers, `--cpus {s.get('direct_cpus')}`, `--memory "
+            f"{s.get('direct_memory')}`: the stack's workers and the CPU its replicas can use together.",
+        ]
+        if ml := (systems.get("mlserver") or {}).get("settings", {}):
+            venv = env.get("mlserver_venv", {})
+            lines.append(
+                f"- (d) MLServer {venv.get('mlserver', '?')} on Python {venv.get('python', '?')}: `mlserver start` "
+                f"with its defaults (parallel_workers {ml.get('parallel_workers')}, access log "
+                f"{'on' if ml.get('debug (access log)') else 'off'}, adaptive batching off), `SKLearnModel`."
+            )
+        if tutorial := (systems.get("tutorial") or {}).get("settings", {}):
+            lines.append(
+                f"- (a) tutorial app (`bench/tutorial_app.py`): {tutorial.get('server')}; Flask "
+                f"{env.get('bench_packages', {}).get('Flask', '?')}, Python {env.get('bench_python', '?')}."
+            )
+        if model := self.r.get("model", {}):
+            lines.append(
+                f"- Model: {model.get('estimator')} {model.get('params')} from `{model.get('source')}` (sha256 "
+                f"`{str(model.get('sha256', ''))[:12]}…`), a pickle for the tutorial, a joblib file for MLServer; "
+                f"every system answered all {model.get('check_rows')} check rows like it, before and after its "
+                f"measurement; an identical fit made by the benchmark agrees: {model.get('identical_refit_agrees')}."
+            )
+        lines += [f"- Extra model-server env (BENCH_MODEL_ENV): `{s['model_env']}`."] if s.get("model_env") else []
+        return ["## Settings", "\n".join([*lines, f"- Batching: {s.get('batching', {}).get('note', '–')}."])]
+
+    def failures(self, warnings: list[str]) -> list[str]:
+        anomalies = []
+        for key in self.keys:
+            system, name = self.r["systems"][key], SHORT.get(key, key)
+            anomalies += [f"{name}: failed — {system.get('error')}"] if system.get("status") != "ok" else []
+            anomalies += [f"{name} at c={run['concurrency']}: {errors_text(run)} errors out of "
+                          f"{run['requests'] + run['errors']['total'] - run['errors']['non_2xx']}"
+                          for run in system.get("runs", []) if run["errors"]["total"]]  # fmt: skip
+            for run in system.get("runs", []):
+                quota = run["cpu"].get("cfs_quota_throttling", {}).items()
+                if throttled := ", ".join(f"{k} {v['throttled_pct']:.0f}% of periods ({v['throttled_s']:.1f} s)"
+                                          for k, v in quota if v["throttled_pct"] >= 5):  # fmt: skip
+                    anomalies.append(
+                        f"{name} at c={run['concurrency']}: CPU quota (`--cpus`/`MODEL_CPUS`) throttled {throttled}: a "
+                        "throttled replica's requests wait for its next 100 ms CFS period"
+                    )
+        listed = [f"- {a}" for a in dict.fromkeys(anomalies + warnings)] or ["- none: no errors, every system up."]
+        return [
+            "## Failures and anomalies",
+            "\n".join(listed),
+            "Raw numbers, versions and every setting: `latest.json`; wrk's own output and the servers' logs of the "
+            "last run: `bench/results/tmp/` (not committed).",
+        ]
+
+
+def main(argv: list[str]) -> int:
+    json_path = Path(argv[0]) if argv else BENCH_DIR / "results" / "latest.json"
+    results = json.loads(json_path.read_text())
+    report = Report(results)
+    results["ratios"] = report.ratios()
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    json_path.with_suffix(".md").write_text(report.markdown())
+    if series := [(key, SHORT.get(key, key), runs) for key in report.keys if (runs := runs_of(results, key))]:
+        chart.render_png(results, series, json_path.with_suffix(".png"))
+    print(f"wrote {json_path.with_suffix('.md')} and the chart next to it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

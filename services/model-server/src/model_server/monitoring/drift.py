@@ -1,0 +1,193 @@
+"""Input drift on the replica side: a version's reference bins, read from its metadata, and the
+live values counted in them. The statistics (shares, PSI) are computed by Prometheus
+(prometheus/rules/quality.yml); a replica only counts.
+
+The reference is what the packager recorded (:mod:`.reference`, :mod:`..tools.package`):
+``reference.features[<feature>] = {"edges": [9 inner edges], "shares": [10 shares]}`` and
+``reference.predictions = {<class name>: share}``. :func:`read_reference` checks it. Invalid
+reference statistics never make a version unservable: the loader serves the version without
+drift monitoring and logs the reason once (:mod:`..serving.repository_poller`).
+
+Counting (:class:`FeatureBins`) uses the packager's rule, :func:`.reference.bin_index`, for every
+value of every model call, in one numpy pass and one ``inc`` per non-zero bin. Each feature has
+its own edges, and ``searchsorted`` takes one sorted array; the trick: search every value in the
+*merged* sorted edges of all features. ``p = bin_index(merged, v)`` is the number of edges of all
+features that are <= v, so ``merged[:p]`` holds exactly those edges, and the number of them that
+belong to feature ``j`` is the bin of ``v`` under feature ``j``'s own edges
+(``bin_index(edges_j, v)``: the count of ``edges_j`` <= v). A table built once per version,
+``table[j, p]``, holds that number (offset by ``10 * j``), so a call is one ``searchsorted`` over
+the whole ``(rows, features)`` block, one ``take`` and one ``bincount``. Only comparisons are
+involved: a value on an edge, repeated edges and -0.0 land exactly where ``bin_index`` puts them
+(tests/unit/model_server/monitoring/test_drift.py checks it against per-feature ``bin_index``). Why: most
+model calls hold a few rows, where numpy's cost is per call, not per value; one ``searchsorted``
+per feature would cost up to DRIFT_MAX_FEATURES calls for a one-row request. The price, a
+binary search over ``9 * features`` edges rather than 9, shows only in calls of many rows.
+
+Invariant: only finite values reach the bins. ``searchsorted`` would put NaN in the last bin; the
+request validation refuses non-finite input (:func:`..rest.validation.check_finite`), and
+:meth:`FeatureBins.observe` asserts it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter
+
+from . import metrics
+from .reference import N_BINS, bin_index
+
+N_EDGES = N_BINS - 1
+SHARE_TOLERANCE = 1e-3  # shares are rounded to 6 decimals; hand-written ones to fewer
+BIN_LABELS = tuple(str(i) for i in range(N_BINS))
+
+
+class InvalidReference(ValueError):
+    """The metadata's ``reference`` cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    name: str
+    column: int  # the feature's column in the model's input
+    edges: np.ndarray  # 9 inner edges, ascending
+    shares: tuple[float, ...]  # 10 shares, summing to 1
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """What a version is compared with: per monitored feature its bins, and the predicted classes' shares."""
+
+    features: tuple[FeatureReference, ...] = ()
+    predictions: Mapping[str, float] | None = field(default=None)  # by class name, as recorded
+
+
+def read_reference(
+    metadata: Mapping[str, Any], feature_names: Sequence[str], class_names: Sequence[str] | None, max_features: int
+) -> DriftReference:
+    """The metadata's reference for the first ``max_features`` features that have one; InvalidReference if broken."""
+    reference = metadata.get("reference")
+    if reference is None:
+        return DriftReference()
+    if not isinstance(reference, dict):
+        raise InvalidReference(f"'reference' must be an object, got {_type(reference)}")
+    return DriftReference(
+        features=_features(reference.get("features"), feature_names, max_features),
+        predictions=_predictions(reference.get("predictions"), class_names),
+    )
+
+
+def _features(entries: Any, feature_names: Sequence[str], max_features: int) -> tuple[FeatureReference, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, dict):
+        raise InvalidReference(f"'reference.features' must be an object, got {_type(entries)}")
+    unknown = [name for name in entries if name not in feature_names]
+    if unknown:
+        raise InvalidReference(f"'reference.features' names {unknown[0]!r}, which is not a feature of the model")
+    features = []
+    for column, name in enumerate(feature_names):
+        if name in entries and len(features) < max_features:
+            features.append(_feature(name, column, entries[name]))
+    return tuple(features)
+
+
+def _feature(name: str, column: int, entry: Any) -> FeatureReference:
+    where = f"reference.features[{name!r}]"
+    if not isinstance(entry, dict):
+        raise InvalidReference(f"{where} must be an object with 'edges' and 'shares', got {_type(entry)}")
+    edges = _numbers(entry.get("edges"), N_EDGES, f"{where}.edges")
+    shares = _numbers(entry.get("shares"), N_BINS, f"{where}.shares")
+    if any(b < a for a, b in itertools.pairwise(edges)):
+        raise InvalidReference(f"{where}.edges must be ascending (repeated edges are allowed), got {edges}")
+    _check_shares(shares, where + ".shares")
+    for i in range(1, N_EDGES):
+        if edges[i - 1] == edges[i] and shares[i] != 0:
+            raise InvalidReference(f"{where}.shares[{i}] is {shares[i]}, but bin {i} is empty: its edges are equal")
+    return FeatureReference(name=name, column=column, edges=np.array(edges, dtype=np.float64), shares=tuple(shares))
+
+
+def _predictions(entries: Any, class_names: Sequence[str] | None) -> dict[str, float] | None:
+    if entries is None:
+        return None
+    where = "reference.predictions"
+    if not isinstance(entries, dict):
+        raise InvalidReference(f"'{where}' must be an object of class name: share, got {_type(entries)}")
+    if not entries:
+        raise InvalidReference(f"'{where}' is empty")
+    if class_names is None:
+        raise InvalidReference(f"'{where}' is given, but the model has no classes")
+    unknown = [name for name in entries if name not in class_names]
+    if unknown:
+        raise InvalidReference(f"'{where}' names {unknown[0]!r}, which is not a class of the model")
+    shares = _numbers(list(entries.values()), len(entries), where)
+    _check_shares(shares, where)
+    return dict(zip(entries, shares, strict=True))
+
+
+def _numbers(values: Any, length: int, where: str) -> list[float]:
+    if not isinstance(values, list) or len(values) != length:
+        got = f"{len(values)} items" if isinstance(values, list) else _type(values)
+        raise InvalidReference(f"{where} must be an array of {length} numbers, got {got}")
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidReference(f"{where}[{i}] must be a finite number, got {value!r}")
+    return [float(v) for v in values]
+
+
+def _check_shares(shares: list[float], where: str) -> None:
+    if any(not 0 <= s <= 1 for s in shares):
+        raise InvalidReference(f"{where} must each be between 0 and 1, got {shares}")
+    if abs(sum(shares) - 1) > SHARE_TOLERANCE:
+        raise InvalidReference(f"{where} must sum to 1, got {sum(shares):.6f}")
+
+
+def _type(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class FeatureBins:
+    """``model_server_feature_bin_total`` of one version: every value of every model call, in its bin."""
+
+    def __init__(
+        self, model: str, version: str, features: Sequence[FeatureReference], counter: Counter = metrics.FEATURE_BINS
+    ) -> None:
+        self.features = tuple(features)
+        # All 10 children at 0 from the start, so that Prometheus' increase() sees the first counts.
+        self._counters = [counter.labels(model, version, f.name, label) for f in self.features for label in BIN_LABELS]
+        if not self.features:
+            return
+        columns = [f.column for f in self.features]
+        prefix = columns == list(range(len(columns)))
+        self._columns: slice | np.ndarray = slice(0, len(columns)) if prefix else np.array(columns)  # a view if it can
+        merged = np.concatenate([f.edges for f in self.features])
+        order = np.argsort(merged, kind="stable")
+        self._merged = merged[order]
+        # table[j, p]: how many of feature j's edges are among the first p merged edges, plus 10 * j.
+        owner = np.repeat(np.arange(len(self.features)), N_EDGES)[order]
+        table = np.zeros((len(self.features), len(merged) + 1), dtype=np.intp)
+        table[owner, np.arange(1, len(merged) + 1)] = 1
+        table = np.cumsum(table, axis=1) + N_BINS * np.arange(len(self.features))[:, None]
+        self._table = table.ravel()
+        self._row_offsets = np.arange(len(self.features)) * (len(merged) + 1)  # feature j's row of the table
+
+    def observe(self, rows: np.ndarray) -> None:
+        """Count each value of the monitored columns of a finite ``(n_rows, n_features)`` matrix."""
+        if not self._counters:
+            return
+        values = rows[:, self._columns]
+        assert np.isfinite(values).all(), "non-finite input reached the drift bins: validation must refuse it"
+        bins = self._table.take(bin_index(self._merged, values) + self._row_offsets).ravel()
+        if len(values) == 1:  # one value per feature: each bin touched is touched once, no bincount needed
+            for index in bins.tolist():
+                self._counters[index].inc()
+            return
+        counts = np.bincount(bins, minlength=len(self._counters))
+        touched = counts.nonzero()[0]
+        for index, count in zip(touched.tolist(), counts[touched].tolist(), strict=True):
+            self._counters[index].inc(count)

@@ -1,0 +1,149 @@
+"""The loaded model: what it expects, what it returns, and one call that predicts.
+
+:class:`Predictor` wraps a fitted scikit-learn estimator with the description the API needs
+(name, version, feature and class names) and the runtime that executes it (:mod:`.runtime`);
+every served call is reported to the version's :class:`..monitoring.version_metrics.VersionMetrics`.
+It is made in two steps (:mod:`.version_loader`): :func:`prepare`, the heavy part, then the
+:class:`Predictor` with its metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..monitoring.version_metrics import VersionMetrics
+from ..repository.artifact import Artifact, ModelLoadError
+from .runtime import Runtime, select_runtime
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    name: str
+    version: str
+    sha256: str
+    runtime: str  # what executes the model: "treelite" or "sklearn"
+    runtime_reason: str  # why that runtime (published in the V2 model metadata)
+    estimator: str
+    feature_names: tuple[str, ...]
+    classes: tuple[Any, ...] | None  # the estimator's classes_, in predict_proba column order
+    class_names: tuple[str, ...] | None  # a readable name per class, same order
+    has_probabilities: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A version's model, checked and warmed up, before it serves: what :func:`prepare` makes."""
+
+    runtime: Runtime
+    description: ModelDescription
+
+
+def prepare(artifact: Artifact, name: str = "", version: str = "", runtime: str = "auto") -> PreparedModel:
+    """Choose and check the runtime (:mod:`.runtime`), describe the model and warm it up on a typical row.
+
+    Pure computation on the artifact's own objects (no metrics, no logging): safe to run in a
+    native thread beside the serving greenlets (:mod:`.version_loader`). ModelLoadError when the
+    model cannot serve.
+    """
+    choice = select_runtime(artifact.estimator, runtime)
+    d = describe(artifact, name, version, choice.runtime.name, choice.reason)
+    means = d.metadata.get("feature_means")
+    row = np.asarray(means if _is_row(means, d.n_features) else [0.0] * d.n_features, dtype=np.float64)
+    try:
+        _call(choice.runtime, d, row.reshape(1, -1), with_probabilities=d.has_probabilities)
+    except Exception as exc:
+        raise ModelLoadError(f"warm-up prediction failed: {type(exc).__name__}: {exc}") from None
+    return PreparedModel(choice.runtime, d)
+
+
+class Predictor:
+    """A prepared model serving, with its version's metrics; thread-safe for concurrent ``predict`` calls."""
+
+    def __init__(self, prepared: PreparedModel, drift_max_features: int = 32) -> None:
+        self._runtime = prepared.runtime
+        self.description = d = prepared.description
+        self.metrics = VersionMetrics(
+            d.name, d.version, d.feature_names, d.classes, d.class_names, d.metadata, drift_max_features
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Always: a predictor is made from a model already warmed up (:func:`prepare`)."""
+        return True
+
+    def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        """Predict a validated ``(n_rows, n_features)`` float matrix and record it in the version's metrics."""
+        prediction = self.predict_quietly(rows, with_probabilities)
+        self.metrics.observe(rows, prediction.labels)
+        return prediction
+
+    def predict_quietly(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+        """Predict, recording only the model call's duration: a shadow call (:mod:`.shadow`), not served."""
+        start = time.perf_counter()
+        prediction = _call(self._runtime, self.description, rows, with_probabilities)
+        self.metrics.inference_seconds.observe(time.perf_counter() - start)
+        return prediction
+
+
+def _call(runtime: Runtime, description: ModelDescription, rows: np.ndarray, with_probabilities: bool) -> Prediction:
+    if with_probabilities and description.has_probabilities:
+        labels, probabilities = runtime.predict_with_probabilities(rows)
+        return Prediction(labels=labels, probabilities=probabilities)
+    return Prediction(labels=runtime.predict(rows))
+
+
+def describe(
+    artifact: Artifact, name: str = "", version: str = "", runtime: str = "sklearn", runtime_reason: str = ""
+) -> ModelDescription:
+    """Derive what the API needs from the estimator, preferring the recorded metadata."""
+    estimator, meta = artifact.estimator, artifact.metadata
+    n_features = getattr(estimator, "n_features_in_", None)
+    for key in ("feature_names", "class_names"):
+        if meta.get(key) is not None and not isinstance(meta[key], list):
+            raise ModelLoadError(f"metadata '{key}' must be an array of names, got {type(meta[key]).__name__}")
+    feature_names = meta.get("feature_names") or list(getattr(estimator, "feature_names_in_", []))
+    if not feature_names and n_features:
+        feature_names = [f"x{i}" for i in range(int(n_features))]
+    if not feature_names:
+        raise ModelLoadError("cannot tell how many features the model takes (no n_features_in_)")
+    if n_features is not None and len(feature_names) != int(n_features):
+        raise ModelLoadError(f"metadata lists {len(feature_names)} feature names but the model takes {n_features}")
+
+    classes = getattr(estimator, "classes_", None)
+    class_names = None
+    if classes is not None:
+        classes = tuple(np.asarray(classes).tolist())
+        recorded = meta.get("class_names")
+        class_names = tuple(str(n) for n in (recorded if recorded and len(recorded) == len(classes) else classes))
+    return ModelDescription(
+        name=name or str(meta.get("name") or artifact.path.parent.name or "model"),
+        version=version or str(meta.get("version") or "1"),
+        sha256=artifact.sha256,
+        runtime=runtime,
+        runtime_reason=runtime_reason,
+        estimator=type(estimator).__name__,
+        feature_names=tuple(str(f) for f in feature_names),
+        classes=classes,
+        class_names=class_names,
+        has_probabilities=classes is not None and callable(getattr(estimator, "predict_proba", None)),
+        metadata=meta,
+    )
+
+
+def _is_row(value: Any, n: int) -> bool:
+    return isinstance(value, list) and len(value) == n and all(isinstance(v, int | float) for v in value)

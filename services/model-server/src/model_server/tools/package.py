@@ -1,0 +1,254 @@
+"""Package a fitted estimator and a sample of its training data as a new version of a model repository.
+
+``python -m model_server.package --estimator FILE --train-data FILE --name NAME --version V
+--repository DIR [--target-column C] [--eval-data FILE] [--max-features N]`` publishes
+``<repository>/<name>/<version>/`` (atomically, by model_server.tools.publish) holding:
+
+* ``model.skops``, whatever format the estimator came in, so that the server loads it without
+  pickle; types skops does not trust by default (beyond the server's DEFAULT_TRUSTED_TYPES) are
+  printed, for the operator to list in MODEL_TRUSTED_TYPES;
+* ``metadata.json``, built by :func:`write_model_dir` (model_server.train uses it too): names,
+  versions, SHA-256, feature means, training rows, the ``reference`` distribution of
+  model_server.monitoring.reference and, with --eval-data, the held-out accuracy.
+
+Refusals exit with status 2 and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import sys
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sklearn
+import skops.io
+
+from ..monitoring.reference import feature_reference, prediction_shares
+from ..repository.artifact import DEFAULT_TRUSTED_TYPES, METADATA_NAME, _one_line, sha256_of
+from .dataset import DataError, Table, read_table
+from .publish import PublishError, new_version_dir, publish
+
+ARTIFACT_NAME = "model.skops"
+DEFAULT_MAX_FEATURES = 32  # as the server's DRIFT_MAX_FEATURES
+ROUND_TRIP_ROWS = 256  # rows predicted by the written artifact and the original, which must agree
+
+
+class PackageError(Exception):
+    """The estimator cannot be packaged as given; the message is a one-line reason."""
+
+
+def package(
+    estimator_path: Path,
+    train_path: Path,
+    *,
+    name: str,
+    version: str,
+    repository: Path,
+    target_column: str | None = None,
+    eval_path: Path | None = None,
+    max_features: int = DEFAULT_MAX_FEATURES,
+) -> tuple[Path, dict[str, Any]]:
+    """Publish ``<repository>/<name>/<version>`` from an estimator file and a training sample."""
+    new_version_dir(repository, name, version)  # refuse before any work
+    estimator = load_estimator(estimator_path)
+    training = read_table(train_path, target_column)
+    feature_names = _feature_names(estimator, training)
+    metrics = None
+    if eval_path is not None:
+        if target_column is None:
+            raise PackageError("--eval-data needs --target-column (the true labels of the held-out rows)")
+        evaluation = read_table(eval_path, target_column)
+        if training.feature_names and evaluation.feature_names and evaluation.feature_names != training.feature_names:
+            raise PackageError(f"{eval_path}: its columns {list(evaluation.feature_names)} differ from {train_path}'s")
+        _feature_names(estimator, evaluation)
+        metrics = held_out_metrics(estimator, evaluation)
+
+    def write(directory: Path) -> dict[str, Any]:
+        metadata = write_model_dir(
+            directory, estimator, training.x, name=name, version=version, feature_names=feature_names,
+            max_features=max_features, metrics=metrics,
+        )  # fmt: skip
+        _check_round_trip(directory / ARTIFACT_NAME, estimator, training.x)
+        return metadata
+
+    return publish(repository, name, version, write)
+
+
+def load_estimator(path: Path) -> Any:
+    """A fitted estimator from a ``.skops``, ``.joblib`` or ``.pkl`` file."""
+    # This file is the user's own, on their own machine, handed to this tool by them: it is trusted
+    # as a whole (every skops type; pickle). The server never does that: it loads the model.skops
+    # written here, with a fixed list of trusted types.
+    suffix = path.suffix.lower()
+    if suffix not in (".skops", ".joblib", ".pkl"):
+        raise PackageError(f"{path}: unsupported estimator format {suffix!r}; expected .skops, .joblib or .pkl")
+    try:
+        if suffix == ".skops":
+            estimator = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+        elif suffix == ".joblib":
+            import joblib
+
+            estimator = joblib.load(path)
+        else:
+            with path.open("rb") as handle:
+                estimator = pickle.load(handle)  # noqa: S301 - the user's own file (see above)
+    except Exception as exc:  # corrupt files raise anything
+        raise PackageError(f"{path} could not be loaded: {_one_line(exc)}") from None
+    if not callable(getattr(estimator, "predict", None)):
+        raise PackageError(f"{path} holds a {type(estimator).__name__}, which has no predict()")
+    if getattr(estimator, "n_features_in_", None) is None:
+        raise PackageError(f"{path} holds a {type(estimator).__name__} without n_features_in_: is it fitted?")
+    return estimator
+
+
+def held_out_metrics(estimator: Any, evaluation: Table) -> dict[str, Any]:
+    """``{"accuracy": ..., "eval_rows": n}`` of a classifier on held-out rows with their target column."""
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or evaluation.y is None:
+        raise PackageError("--eval-data measures accuracy, which needs a classifier and a target column")
+    truth = _as_classes(evaluation, np.asarray(classes))
+    accuracy = float(np.mean(_predict(estimator, evaluation.x) == truth))
+    return {"accuracy": accuracy, "eval_rows": len(truth)}
+
+
+def write_model_dir(
+    directory: Path,
+    estimator: Any,
+    x_train: np.ndarray,
+    *,
+    name: str,
+    version: str,
+    feature_names: Sequence[str],
+    class_names: Sequence[str] | None = None,
+    max_features: int = DEFAULT_MAX_FEATURES,
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write ``model.skops`` and ``metadata.json`` into the existing ``directory``; return the metadata."""
+    artifact = directory / ARTIFACT_NAME
+    skops.io.dump(estimator, artifact)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    created = datetime.fromtimestamp(int(epoch), UTC) if epoch else datetime.now(UTC)
+    metadata: dict[str, Any] = {
+        "name": name,
+        "version": str(version),
+        "created": created.isoformat(timespec="seconds"),
+        "artifact": ARTIFACT_NAME,
+        "sha256": sha256_of(artifact),
+        "estimator": type(estimator).__name__,
+        "sklearn_version": sklearn.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "feature_names": list(feature_names),
+    }
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None:
+        metadata["class_names"] = list(class_names) if class_names is not None else [str(c) for c in classes]
+    metadata["feature_means"] = [round(float(m), 6) for m in x_train.mean(axis=0)]
+    metadata["training_rows"] = len(x_train)
+    reference: dict[str, Any] = {"features": feature_reference(x_train, feature_names, max_features)}
+    if classes is not None:
+        reference["predictions"] = prediction_shares(_predict(estimator, x_train), classes, metadata["class_names"])
+    metadata["reference"] = reference
+    if metrics is not None:
+        metadata["metrics"] = metrics
+    metadata.update(extra or {})
+    text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
+    (directory / METADATA_NAME).write_text(text, encoding="utf-8")
+    return metadata
+
+
+def untrusted_types(artifact: Path) -> list[str]:
+    """Types in ``artifact`` that the server refuses unless they are listed in MODEL_TRUSTED_TYPES."""
+    return sorted(set(skops.io.get_untrusted_types(file=artifact)) - set(DEFAULT_TRUSTED_TYPES))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m model_server.package", description=__doc__.splitlines()[0])
+    parser.add_argument("--estimator", type=Path, required=True, help="the fitted estimator: .skops, .joblib or .pkl")
+    parser.add_argument("--train-data", type=Path, required=True, help="a training sample: .csv with header, or .npy")
+    parser.add_argument("--target-column", help="the target column of both data files (CSV: name; .npy: index)")
+    parser.add_argument("--name", required=True, help="the model's name in the repository")
+    parser.add_argument("--version", required=True, help="the new version: a positive integer")
+    parser.add_argument("--repository", type=Path, required=True, help="the model repository folder")
+    parser.add_argument("--eval-data", type=Path, help="held-out rows with the target column: records accuracy")
+    parser.add_argument("--max-features", type=_at_least_zero, default=DEFAULT_MAX_FEATURES, help="features to bin")
+    args = parser.parse_args(argv)
+    try:
+        path, metadata = package(
+            args.estimator, args.train_data, name=args.name, version=args.version, repository=args.repository,
+            target_column=args.target_column, eval_path=args.eval_data, max_features=args.max_features,
+        )  # fmt: skip
+    except (PackageError, PublishError, DataError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    untrusted = untrusted_types(path / ARTIFACT_NAME)
+    if untrusted:
+        print(
+            f"warning: {ARTIFACT_NAME} holds types that skops does not trust by default; the server refuses it "
+            f"unless you trust them and set MODEL_TRUSTED_TYPES={','.join(untrusted)}",
+            file=sys.stderr,
+        )
+    summary = {k: metadata[k] for k in ("name", "version", "sha256", "metrics") if k in metadata}
+    print(json.dumps({"path": str(path), **summary}))
+
+
+def _feature_names(estimator: Any, table: Table) -> list[str]:
+    """The feature names of ``table`` (header, else the estimator's, else x0..), checked against the estimator."""
+    n = int(estimator.n_features_in_)
+    if table.x.shape[1] != n:
+        raise PackageError(f"{table.path} has {table.x.shape[1]} feature columns, but the estimator takes {n}")
+    fitted = getattr(estimator, "feature_names_in_", None)
+    fitted = None if fitted is None else [str(f) for f in fitted]
+    if table.feature_names is not None and fitted is not None and list(table.feature_names) != fitted:
+        raise PackageError(f"{table.path}: the header names {list(table.feature_names)}, the estimator {fitted}")
+    return list(table.feature_names or fitted or [f"x{i}" for i in range(n)])
+
+
+def _as_classes(evaluation: Table, classes: np.ndarray) -> np.ndarray:
+    """The target column as the estimator's class values (text "2" or 2.0 name class 2)."""
+    numeric = classes.dtype.kind in "iuf"
+    known = {(float(c) if numeric else str(c)): c for c in classes.tolist()}
+    labels = []
+    for row, value in enumerate(np.asarray(evaluation.y).tolist(), start=1):
+        try:
+            key: object = float(value) if numeric else str(value)
+        except ValueError:
+            key = None
+        if key not in known:
+            shown = ", ".join(str(c) for c in classes.tolist()[:10])
+            raise PackageError(f"{evaluation.path}: target {value!r} of data row {row} is not a class ({shown})")
+        labels.append(known[key])
+    return np.asarray(labels, dtype=classes.dtype)
+
+
+def _predict(estimator: Any, x: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        # An estimator fitted on a named table, given a plain array as the server gives it.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        return np.asarray(estimator.predict(x))
+
+
+def _check_round_trip(artifact: Path, estimator: Any, x: np.ndarray) -> None:
+    restored = skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact))
+    if not np.array_equal(_predict(restored, x[:ROUND_TRIP_ROWS]), _predict(estimator, x[:ROUND_TRIP_ROWS])):
+        raise PackageError(f"{artifact.name} does not predict like the estimator it was written from")
+
+
+def _at_least_zero(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+if __name__ == "__main__":
+    main()

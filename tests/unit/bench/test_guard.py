@@ -1,0 +1,75 @@
+"""The performance guard's pure parts: its rows, the repositories they serve, the reload memory's growth."""
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from bench.benchmark.context import ALL_ON, CANARY, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, Layout
+from bench.benchmark.settings import FEATURE_ROWS
+from bench.benchmark.systems import FEATURES, Guarded, reload_growth
+
+
+@pytest.fixture
+def version_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "image-model"
+    folder.mkdir()
+    (folder / "model.skops").write_bytes(b"model")
+    (folder / "metadata.json").write_text("{}")
+    return folder
+
+
+def test_every_row_of_the_settings_is_a_system_with_its_repository_and_environment() -> None:
+    assert tuple(FEATURES) == FEATURE_ROWS
+    rows = {key: Guarded(key) for key in FEATURE_ROWS}
+    assert rows["f-none"].layout == rows["f-control"].layout == rows["f-drift"].layout == ONE
+    assert rows["f-none"].extra_env == rows["f-control"].extra_env == {"DRIFT_MAX_FEATURES": "0"}
+    assert rows["f-drift"].extra_env == {}  # drift counting on: the server's default
+    assert (rows["f-canary"].layout, rows["f-shadow"].layout, rows["f-reload"].layout) == (CANARY, SHADOW, TWO_BY_TWO)
+    assert rows["f-reload"].extra_env["MODEL_POLL_SECONDS"] == "0.5"
+
+
+@pytest.mark.parametrize(
+    ("layout", "versions"),
+    [(ONE, {MODEL: ["1"]}), (TWO_BY_TWO, {MODEL: ["1", "2"], SECOND: ["1", "2"]}), (CANARY, {MODEL: ["1", "2"]})],
+)
+def test_a_repository_holds_the_layouts_versions(
+    tmp_path: Path, version_dir: Path, layout: Layout, versions: dict[str, list[str]]
+) -> None:
+    root = layout.build(tmp_path / "repo", version_dir)
+    assert {m.name: sorted(v.name for v in m.iterdir() if v.is_dir()) for m in root.iterdir()} == versions
+    assert all((root / name / v / "model.skops").read_bytes() == b"model" for name, vs in versions.items() for v in vs)
+
+
+def test_the_stack_serves_every_feature_and_the_replicas_user_can_read_it(tmp_path: Path, version_dir: Path) -> None:
+    root = ALL_ON.build(tmp_path / "repo", version_dir)
+    config = json.loads((root / MODEL / "config.json").read_text())
+    assert config == {
+        "version_policy": {"all": {}},
+        "traffic": {"1": 90, "2": 10},
+        "shadow": {"version": "2", "percent": 100},
+    }
+    assert json.loads((root / SECOND / "config.json").read_text()) == {"version_policy": {"latest": 2}}
+    for path in (root, *root.rglob("*")):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
+    assert not (SHADOW.build(tmp_path / "repo", version_dir) / SECOND).exists()  # rebuilt from scratch
+
+
+def test_reload_growth_is_measured_from_the_warm_cycle_to_the_last() -> None:
+    # 153 MiB before, 290 after 10 cycles (each worker's own copies), 299 after 50
+    assert reload_growth(290.0, 299.0, 10, 50) == {
+        "from_cycle": 10,
+        "to_cycle": 50,
+        "mib": 9.0,
+        "pct_of_warm": 3.1,
+        "mib_per_cycle": 0.225,
+    }
+    assert reload_growth(200.0, 195.5, 10, 12)["mib_per_cycle"] == -2.25
+
+
+def test_no_reload_growth_without_a_span_after_the_warm_cycles() -> None:
+    assert reload_growth(None, 299.0, 10, 10) == {}
+    assert reload_growth(290.0, 299.0, 10, 10) == {}
+    assert reload_growth(290.0, None, 10, 50) == {}
+    assert reload_growth(0.0, 299.0, 10, 50) == {}

@@ -1,0 +1,348 @@
+"""bench.benchmark.report: the sections and rows of latest.md, the verdicts on the targets, the ratios in the JSON."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.benchmark import chart, report
+from bench.benchmark.measure import Group, round_order, summarize
+from bench.benchmark.report import Report, feature_ok, headline_ok, reload_memory, table
+from bench.benchmark.systems import reload_growth
+
+
+def run(c: int, rps: float, p50: float, other: float = 0.0, **cpu: Any) -> dict[str, Any]:
+    components = cpu.pop("components", {"replica": 1.9})
+    return {
+        "concurrency": c,
+        "rps": rps,
+        "requests": int(rps),
+        "rps_per_core": round(rps / 1.9, 1),
+        "latency_ms": {"p50": p50, "p95": p50 * 2, "p99": p50 * 3, "max": p50 * 5},
+        "errors": {"non_2xx": 0, "connect": 0, "read": 0, "write": 0, "timeout": 0, "total": 0},
+        "cpu": {
+            "sut_cores": 1.9,
+            "engine_cores": 0.01,
+            "wrk_cores": 0.05,
+            "other_cores": other,
+            "components_cores": components,
+            **cpu,
+        },
+        "memory_mid_run": {"replica": {"resident_mib": 147.0}},
+    }
+
+
+def system(*runs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"status": "ok", "runs": list(runs), **extra}
+
+
+def rounds(*values: tuple[float, float], other: float = 0.01) -> list[dict[str, Any]]:
+    return [
+        {
+            "round": i,
+            "rps": rps,
+            "p50_ms": p99 / 3,
+            "p99_ms": p99,
+            "errors": 0,
+            "other_cores": other,
+            "bystander_cores": 0.002,
+        }
+        for i, (rps, p99) in enumerate(values, 1)
+    ]
+
+
+def section(group: Group, measured: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What measure.run_rounds writes for a group."""
+    return {
+        "title": group.title,
+        "status": "ok",
+        "reference": group.reference,
+        "concurrency": group.concurrency,
+        "rounds": 2,
+        "round_duration_s": 10,
+        "warmup_s": 2,
+        "order": round_order(group.systems, 2),
+        **summarize(group, measured),
+    }
+
+
+HEADLINE = Group("headline", "full stack vs MLServer", "mlserver", ("stack",), 16)
+GUARD = Group(
+    "guard",
+    "performance guard: each row vs the baseline",
+    "f-none",
+    ("f-control", "f-drift", "f-canary", "f-shadow"),
+    16,
+)
+RELOAD = {
+    "cycles": 50,
+    "seconds": 33.6,
+    "memory_before": {"replica": {"resident_mib": 153.1}},
+    "warm_cycles": 10,
+    "memory_warm": {"replica": {"resident_mib": 290.0}},
+    "memory_after": {"replica": {"resident_mib": 299.0}},
+    "growth_after_warm": reload_growth(290.0, 299.0, 10, 50),
+}
+STACK_CPU = {"components": {"model-1": 0.6, "model-2": 0.6, "model-3": 0.6, "nginx-1": 0.15}}
+
+
+def latest() -> dict[str, Any]:
+    """A small latest.json: (b), (c) and (d) at c=16, five guard rows at c=16 and 1, both groups' rounds."""
+    return {
+        "bench_id": "x-1",
+        "settings": {
+            "concurrency": [16],
+            "disturbed_cores": 0.3,
+            "wrk": "wrk -t1",
+            "rounds": 2,
+            "round_duration": 10,
+            "round_warmup": 2,
+            "groups": {"headline": {"reference": "mlserver", "compared": ["stack"], "c": 16}},
+            "batching": {"compared": False, "note": "BENCH_BATCH_OFF_ENV is empty"},
+        },
+        "systems": {
+            "direct": system(run(16, 2000, 7.0)),
+            "stack": system(
+                run(16, 1420, 10.0, **STACK_CPU),
+                address={"host": "172.20.0.5", "port": 8080, "where": "container bench-x-1-nginx-1"},
+            ),
+            "mlserver": system(run(16, 146, 110.0)),
+            "f-none": system(run(16, 1970, 9.0), run(1, 700, 1.0)),
+            "f-control": system(run(16, 2010, 9.0), run(1, 700, 1.0)),
+            "f-drift": system(run(16, 2091, 9.0), run(1, 690, 1.2)),
+            "f-canary": system(run(16, 1765, 9.0), run(1, 700, 1.0)),
+            "f-shadow": system(run(16, 1812, 9.0), run(1, 690, 1.1)),
+            "f-reload": system(run(16, 2692, 9.0), run(1, 690, 1.3), reload_cycles=RELOAD),
+        },
+        "paired_rounds": {
+            "headline": section(
+                HEADLINE,
+                {
+                    "stack": rounds((1500, 50.0), (1450, 52.0)),
+                    "mlserver": [*rounds((150, 130.0)), *rounds((140, 140.0), other=0.5)],
+                },
+            ),
+            "guard": section(
+                GUARD,
+                {
+                    "f-none": rounds((2000, 30.0), (1800, 33.0)),
+                    "f-control": rounds((1980, 30.0), (1818, 33.0)),  # -1 %, +1 %
+                    "f-drift": rounds((1960, 30.0), (1782, 33.0)),  # -2 %, -1 %
+                    "f-canary": rounds((1850, 31.0), (1700, 34.0)),  # -7.5 %, -5.6 %
+                    "f-shadow": rounds((1800, 36.0), (1620, 39.6)),  # -10 % both
+                },
+            ),
+        },
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    return Report(results).markdown()
+
+
+def test_the_report_has_every_section_in_order() -> None:
+    headings = [line for line in markdown(latest()).splitlines() if line.startswith("#")]
+    assert headings == [
+        "# Benchmark: tutorial app vs model-server vs full stack vs MLServer",
+        "## Results",
+        "## Ratios",
+        "## Paired rounds",
+        "## Performance guard",
+        "## Settings",
+        "## Failures and anomalies",
+    ]
+
+
+def test_the_paired_rounds_show_each_groups_rounds_medians_ratios_and_verdicts() -> None:
+    lines = markdown(latest()).splitlines()
+    assert (
+        "**full stack vs MLServer**, c=16: 2 rounds of 10 s after a 2 s warm-up per system "
+        "(order: 1 mlserver → stack; 2 stack → mlserver)."
+    ) in lines
+    assert "| d) MLServer | 150 · 140 ⚠ | 145 | 135.00 | 0.00 |  |  |  | reference |" in lines  # 0.5 cores busy
+    assert (
+        "| c) full stack (nginx + 3) | 1,500 · 1,450 | 1,475 | 51.00 | 0.00 | 10.17× | 10.18× [10.00–10.36] "
+        "| 0.38× [0.37–0.38] | ✅ target ≥ 10×, lower p99 |"
+    ) in lines
+    assert (
+        "| + drift counting | 1,960 · 1,782 | 1,871 | 31.50 | 0.00 | -1.5% | -1.5% [-2.0% … -1.0%] "
+        "| 1.00× [1.00–1.00] | ✅ budget −5% |"
+    ) in lines
+    assert (
+        "| + canary 10 % | 1,850 · 1,700 | 1,775 | 32.50 | 0.00 | -6.6% | -6.5% [-7.5% … -5.6%] "
+        "| 1.03× [1.03–1.03] | ❌ budget −5% |"
+    ) in lines
+    assert (
+        "| + shadow 100 % | 1,800 · 1,620 | 1,710 | 37.80 | 0.00 | -10.0% | -10.0% [-10.0% … -10.0%] "
+        "| 1.20× [1.20–1.20] | reported |"
+    ) in lines
+    assert next(line for line in lines if line.startswith("| control: ")).endswith(
+        "| +0.0% [-1.0% … +1.0%] | 1.00× [1.00–1.00] | noise floor |"
+    )
+
+
+def test_the_verdicts_use_the_paired_rounds_where_they_ran() -> None:
+    text = markdown(latest())
+    floor = (
+        "- noise floor this run: control vs baseline +0.0% [-1.0% … +1.0%] (median of 2 paired rounds at c=16), "
+        "two identical replicas: no budget of its own"
+    )
+    assert floor in text and text.index(floor) < text.index("- ✅ + drift counting:")
+    assert (
+        "- ✅ + drift counting: -1.5% of the baseline's req/s (median of 2 paired rounds at c=16, -2.0% … -1.0%; "
+        "budget −5%)"
+    ) in text  # the single run said +6.1 %
+    assert "- ❌ + canary 10 %: -6.5% of the baseline's req/s (median of 2 paired rounds at c=16" in text
+    assert (
+        "- ✅ 100 % shadow: p50 at c=1 +0.10 ms (single run; budget +1 ms); it runs the model twice: -10.0% of "
+        "the baseline's req/s (median of 2 paired rounds at c=16, -10.0% … -10.0%)"
+    ) in text
+    assert (
+        "- ✅ full stack, every feature on, vs MLServer: 10.18× the req/s (median of 2 paired rounds at c=16, "
+        "10.00–10.36×; target ≥ 10×), p99 0.38× MLServer's (lower)"
+    ) in text
+    assert "- **Paired rounds at c=16 (the verdict's figure): 10.18× [10.00–10.36] the req/s" in text
+    assert "2 x 2 after its reload cycles" not in text  # f-reload had no rounds: its single run is not a verdict
+
+
+def test_without_rounds_the_verdicts_use_the_single_runs() -> None:
+    results = latest()
+    del results["paired_rounds"]
+    text = markdown(results)
+    assert "## Paired rounds" not in text
+    assert "- ✅ + drift counting: +6.1% of the baseline's req/s (single run at c=16; budget −5%)" in text
+    assert "- ❌ + canary 10 %: -10.4% of the baseline's req/s (single run at c=16; budget −5%)" in text
+    assert (
+        "- noise floor this run: control vs baseline +2.0% (single run at c=16), two identical replicas: "
+        "no budget of its own"
+    ) in text
+    assert (
+        "- ❌ full stack, every feature on, vs MLServer at c=16: 9.73× the req/s (single run; target ≥ 10×), p99 lower"
+    ) in text
+
+
+def test_a_skipped_group_says_why() -> None:
+    results = latest()
+    results["paired_rounds"]["guard"] = {"title": "guard", "status": "skipped", "note": "f-none not in BENCH_FEATURES"}
+    assert "**guard**: skipped — f-none not in BENCH_FEATURES." in markdown(results)
+
+
+def test_the_guard_table_gives_each_rows_change_against_the_baseline() -> None:
+    text = markdown(latest())
+    assert "| baseline: 1 model x 1 version, drift off | 1,970 | +0.0% | 1.00 | +0.00 ms | 964 | 147 |" in text
+    assert "| + drift counting | 2,091 | +6.1% | 1.20 | +0.20 ms | 909 | 147 |" in text
+    results = latest()
+    results["systems"]["f-canary"] = {"status": "failed", "runs": [], "error": "Failed: no"}
+    assert "| + canary 10 % | failed | | | | | |" in markdown(results)
+
+
+def test_the_stacks_cpu_per_request_and_the_nginx_budget() -> None:
+    text = markdown(latest())
+    # (b) 1.9 cores / 2,000 req/s; (c) replicas 1.8 / 1,420, nginx 0.15 / 1,420 req/s
+    assert "| 16 | 950 | 1,268 | 106 | 1,373 | +423 |" in text
+    assert "- ❌ nginx: 106 µs of CPU per proxied request at c=16 (budget 70 µs)" in text
+
+
+def test_reload_memory_is_judged_on_the_growth_after_the_warm_cycles() -> None:
+    assert reload_memory(RELOAD) == (
+        "✅ memory of the replica over 50 reload cycles (33.6 s): 153 MiB with 2 x 2 loaded, 290 MiB after 10 "
+        "cycles (each worker's first reloads load its own copies), 299 MiB after 50: +9.0 MiB from cycle 10 to "
+        "50, +3.1 % of cycle 10's, 0.23 MiB per cycle (budget +5 %)"
+    )
+    grown = {**RELOAD, "memory_after": {"replica": {"resident_mib": 310.0}}}
+    grown["growth_after_warm"] = reload_growth(290.0, 310.0, 10, 50)
+    assert reload_memory(grown).startswith("❌ memory of the replica over 50 reload cycles")
+    assert "+20.0 MiB from cycle 10 to 50, +6.9 % of cycle 10's, 0.50 MiB per cycle" in reload_memory(grown)
+    short = {**RELOAD, "cycles": 8, "memory_warm": {}, "growth_after_warm": {}}  # fewer cycles than the warm ones
+    assert (
+        reload_memory(short)
+        == "memory of the replica with 2 x 2 loaded: 153 MiB; after 8 reload cycles (33.6 s): 299 MiB"
+    )
+    assert reload_memory(RELOAD) in markdown(latest())
+
+
+def test_the_targets() -> None:
+    def comparison(rps: float, p99: float | None) -> dict[str, Any]:
+        return {"rps_paired": {"median": rps}, "p99_paired": {"median": p99}}
+
+    assert headline_ok(comparison(10.0, 0.99))
+    assert not headline_ok(comparison(9.99, 0.5))
+    assert not headline_ok(comparison(12.0, 1.0))
+    assert not headline_ok(comparison(12.0, None))
+    assert feature_ok(0.95) and not feature_ok(0.9499)
+
+
+def test_warnings_and_anomalies_name_what_disturbed_or_failed() -> None:
+    results = latest()
+    results["machine_at_start"] = {"other_containers": ["e2e-1", "e2e-2"]}
+    results["systems"]["mlserver"]["runs"][0]["cpu"]["other_cores"] = 0.45
+    errors = results["systems"]["direct"]["runs"][0]["errors"]
+    errors.update(non_2xx=3, timeout=2, total=5)
+    results["systems"]["direct"]["runs"][0]["cpu"]["cfs_quota_throttling"] = {
+        "replica": {"periods": 100, "throttled_periods": 20, "throttled_pct": 20.0, "throttled_s": 1.5}
+    }
+    results["systems"]["tutorial"] = {"status": "failed", "runs": [], "error": "Failed: the tutorial app exited"}
+    text = markdown(results)
+    warnings = text.split("Warnings:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert warnings[0].startswith(
+        "- ⚠ the machine is shared: other containers were running when the run started (2: e2e-1, e2e-2)"
+    )
+    assert "- ⚠ a) tutorial app FAILED: Failed: the tutorial app exited" in warnings
+    assert (
+        "- ⚠ d) MLServer c=16: 0.45 cores used by processes outside the system under test and wrk during the "
+        "measurement"
+    ) in warnings
+    assert "- ⚠ paired rounds: " not in text
+    assert "| a) tutorial app | – | failed | | | | | | | | |" in text
+    assert "| d) MLServer | 16 | 146 ⚠ | 110.00 |" in text
+    assert "| b) 1 replica direct | 16 | 2,000 | 7.00 | 14.00 | 21.00 | 35.0 | **5** (non-2xx 3, timeout 2) |" in text
+    failures = text.split("## Failures and anomalies\n\n", 1)[1]
+    assert "- b) 1 replica direct at c=16: **5** (non-2xx 3, timeout 2) errors out of 2002" in failures
+    assert (
+        "- b) 1 replica direct at c=16: CPU quota (`--cpus`/`MODEL_CPUS`) throttled replica 20% of periods (1.5 s)"
+        in failures
+    )
+    assert "- a) tutorial app: failed — Failed: the tutorial app exited" in failures
+    assert "- none: no errors" not in failures
+    assert "- none: no errors, every system up." in markdown(latest())
+
+
+def test_the_ratios_are_stored_for_the_json() -> None:
+    ratios = Report(latest()).ratios()
+    assert ratios["stack_vs_mlserver"][16] == {
+        "rps_ratio": 9.726,
+        "p99_ratio": 0.091,
+        "p50_delta_ms": -100.0,
+        "p99_delta_ms": -300.0,
+    }
+    assert ratios["stack_vs_direct_nginx_overhead"][16]["rps_ratio"] == 0.71
+    assert ratios["stack_vs_tutorial"][16]["rps_ratio"] is None  # no tutorial in this run
+    assert [row["key"] for row in ratios["performance_guard"]] == [
+        "f-none",
+        "f-control",
+        "f-drift",
+        "f-canary",
+        "f-shadow",
+        "f-reload",
+    ]
+
+
+def test_a_table_aligns_the_cells_marked_right() -> None:
+    assert (
+        table("row | req/s: | note", ["| a | 1 | x |"]) == "| row | req/s | note |\n| --- | ---: | --- |\n| a | 1 | x |"
+    )
+
+
+def test_main_renders_the_json_next_to_it_and_stores_the_ratios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    charts: list[Path] = []
+    monkeypatch.setattr(chart, "render_png", lambda results, series, path: charts.append((path, series)))
+    (tmp_path / "latest.json").write_text(json.dumps(latest()))
+    assert report.main([str(tmp_path / "latest.json")]) == 0
+    assert (tmp_path / "latest.md").read_text() == markdown(latest())
+    assert json.loads((tmp_path / "latest.json").read_text())["ratios"]["stack_vs_mlserver"]["16"]["rps_ratio"] == 9.726
+    assert [(path, [key for key, _, _ in series]) for path, series in charts] == [
+        (tmp_path / "latest.png", ["direct", "stack", "mlserver"])
+    ]
