@@ -129,3 +129,42 @@ def test_a_cycle_through_relative_imports_is_found(tmp_path: Path) -> None:
 
     assert cycles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
     assert "pkg.a" in graph["pkg.d"], "d imports a, outside the cycle"
+
+
+# The model server's parts from the bottom up (README, "Layout"): each imports only from its own
+# part and the parts before it.
+LAYERS = (
+    ("model_server", "model_server.repository"),
+    ("model_server.config", "model_server.logs"),
+    ("model_server.monitoring",),
+    ("model_server.serving",),
+    ("model_server.state",),
+    ("model_server.rest",),
+    ("model_server.app",),
+    ("model_server.process",),
+    ("model_server.tools",),
+    ("model_server.train", "model_server.package"),
+)
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the longest prefix naming ``module``'s part."""
+    best, best_length = -1, -1
+    for index, parts in enumerate(LAYERS):
+        for part in parts:
+            if (module == part or module.startswith(part + ".")) and len(part) > best_length:
+                best, best_length = index, len(part)
+    return best
+
+
+def test_the_server_imports_only_from_the_parts_below_it() -> None:
+    graph = import_graph(SOURCE_ROOTS, ["model_server"])
+    assert all(layer_of(module) >= 0 for module in graph), "every module belongs to a part"
+
+    upward = {
+        module: sorted(t for t in targets if layer_of(t) > layer_of(module))
+        for module, targets in graph.items()
+        if any(layer_of(t) > layer_of(module) for t in targets)
+    }
+
+    assert upward == {}
