@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     snapshot = poller.sync()
     if not snapshot and settings.model_poll_seconds == 0:
-        reasons = poller.unreadable or "; ".join(f"{s.name} version {s.version}: {s.reason}" for s in snapshot.statuses)
+        refusals = "; ".join(f"{s.name} version {s.version}: {s.reason}" for s in snapshot.statuses)
+        reasons = snapshot.unreadable.get("") or refusals
         raise ModelLoadError(f"no servable model in {settings.model_repository}" + (f" ({reasons})" if reasons else ""))
 
     app = ModelServerFlask(__name__, static_folder=None)

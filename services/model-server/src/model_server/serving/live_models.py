@@ -66,7 +66,9 @@ class VersionStatus:
     version: int
     state: State
     reason: str = ""
-    failed: bool = False  # UNAVAILABLE because it was refused (ModelLoadFailing), not by policy
+    # Refused (ModelLoadFailing): UNAVAILABLE, or READY from memory when nothing else can serve it;
+    # False for a version the policy does not want.
+    failed: bool = False
 
 
 class UnknownModel(LookupError):

@@ -41,7 +41,6 @@ up with the repository before it accepts a connection (:func:`..app.start_pollin
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import random
@@ -84,7 +83,6 @@ class RepositoryPoller:
         # while they last (``_logged``: those of the last pass), and again if they come back.
         self._logged: set[str] = set()
         self._seen: set[str] = set()  # those of the pass running
-        self.unreadable = ""  # why the last scan failed ("" when it succeeded): the repository's own problem
         self._lock = threading.Lock()  # one sync at a time (a test may call sync() beside the poller)
         self.unloaded = 0  # versions this process has unloaded
         self._renew: Callable[[str], None] | None = None
@@ -107,14 +105,15 @@ class RepositoryPoller:
             try:
                 found = scan(self.repository)
             except RepositoryError as exc:
-                self.unreadable = str(exc)
                 self._log_once(logging.ERROR, str(exc), "model repository unreadable; serving what is loaded")
                 self._logged |= self._seen  # nothing else was looked at: what was logged still stands
                 metrics.REPOSITORY_READ_ERRORS.labels("").inc()
-                snapshot = dataclasses.replace(self.live_models.snapshot, unreadable={"": str(exc)})
+                current = self.live_models.snapshot  # all of it stays as it is, said unreadable
+                snapshot = Snapshot.build(
+                    current.models, current.statuses, current.routes, current.config_errors, {"": str(exc)}
+                )
                 self.live_models.publish(snapshot)
                 return snapshot
-            self.unreadable = ""
             for skipped in found.skipped:
                 if skipped.reason.startswith(CANNOT_READ):
                     self._log_once(
