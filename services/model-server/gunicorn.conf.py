@@ -18,11 +18,12 @@ import gc  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import joblib  # noqa: E402
 from model_server.config import ProcessSettings  # noqa: E402
-from prometheus_client import multiprocess  # noqa: E402
+from model_server.monitoring.worker_files import fold_dead_worker  # noqa: E402
 
 settings = ProcessSettings.from_environment()  # every default: model_server/config.py
 
@@ -56,11 +57,30 @@ if _metrics_dir and not os.environ.get("_MODEL_SERVER_METRICS_DIR_READY"):
     os.makedirs(_metrics_dir, exist_ok=True)
     os.environ["_MODEL_SERVER_METRICS_DIR_READY"] = "1"
 
+# Each model's last valid config.json as the workers last read it (model_server/serving/last_valid_configs.py):
+# private to this master and its workers, in memory where /dev/shm is; kept across a SIGHUP.
+_configs_dir = os.environ.get("_MODEL_SERVER_CONFIGS_DIR")
+if not _configs_dir:
+    _configs_dir = os.environ["_MODEL_SERVER_CONFIGS_DIR"] = tempfile.mkdtemp(
+        prefix="model-server-configs-", dir=worker_tmp_dir
+    )
+
+
+def when_ready(server):
+    """The master loaded the models (``preload_app``) and counted itself in their versions'
+    ``version_workers`` gauge: only workers serve, so its count goes."""
+    if _metrics_dir:
+        fold_dead_worker(Path(_metrics_dir), os.getpid())
+
 
 def child_exit(server, worker):
-    """A dead worker's live gauges (in-flight, ready, info) must stop counting."""
+    """A dead worker's live gauges (in-flight, versions served) stop counting; its counts join the archives."""
     if _metrics_dir:
-        multiprocess.mark_process_dead(worker.pid)
+        fold_dead_worker(Path(_metrics_dir), worker.pid)
+
+
+def on_exit(server):
+    shutil.rmtree(_configs_dir, ignore_errors=True)
 
 
 def pre_fork(server, worker):
@@ -88,4 +108,10 @@ def post_worker_init(worker):
     unloads = settings.gunicorn_max_unloads
     if unloads:
         unloads += random.randint(0, unloads // 2)  # noqa: S311 - spreading in time, not a secret
-    start_polling(worker.wsgi, renew=worker.renew, renew_after_unloads=unloads, heartbeat=worker.notify)
+    start_polling(
+        worker.wsgi,
+        renew=worker.renew,
+        renew_after_unloads=unloads,
+        heartbeat=worker.notify,
+        configs_folder=Path(_configs_dir),
+    )

@@ -127,3 +127,20 @@ def json_logs() -> Iterator[Callable[[], list[dict[str, Any]]]]:
         yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
     finally:
         handler.setStream(previous)
+
+
+def finishes(call: Callable[[], object], seconds: float = 10) -> object:
+    """``call()``, in a daemon thread: a read that blocks fails the test instead of hanging it."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"still blocked after {seconds} s"
+    return outcome[0]

@@ -6,6 +6,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from inspect import iscoroutinefunction
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -18,6 +19,7 @@ from .rest import feedback, openapi, predict, prometheus, repository_api, v2
 from .rest.auth import register_api_key_check
 from .rest.errors import register_error_handlers
 from .serving.batching import MicroBatcher
+from .serving.last_valid_configs import LastValidConfigs
 from .serving.live_models import LiveModels
 from .serving.repository_poller import RepositoryPoller
 from .serving.shadow import ShadowRunner
@@ -109,6 +111,7 @@ def start_polling(
     renew: Callable[[str], None] | None = None,
     renew_after_unloads: int = 0,
     heartbeat: Callable[[], None] | None = None,
+    configs_folder: Path | None = None,
 ) -> None:
     """Catch up with the repository, then poll it from now on, in this process (each gunicorn worker calls it once).
 
@@ -121,11 +124,14 @@ def start_polling(
     would answer with versions the repository has moved past until its first poll. With
     ``renew``, the worker asks for its renewal once it has unloaded ``renew_after_unloads``
     versions after that first sync (the master's versions it lets go of then count for nothing:
-    they are the master's memory).
+    they are the master's memory). With ``configs_folder`` (one per replica, gunicorn.conf.py's),
+    the workers share each model's last valid config.json there (:mod:`.serving.last_valid_configs`).
     """
     state: ServerState = app.extensions["model_server"]
+    state.live_models.count_anew()  # in this worker's metric files (the master's were removed)
     if state.settings.model_poll_seconds <= 0:
         return
+    state.poller.shared_configs = LastValidConfigs(configs_folder)
     if heartbeat is not None:
         state.poller.offload = ThreadPoolLoads(state.settings.model_load_timeout, heartbeat)
     try:

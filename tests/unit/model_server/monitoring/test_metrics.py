@@ -19,12 +19,9 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from model_server.config import Settings
 from model_server.monitoring import metrics
-from model_server.serving.live_models import Snapshot, State, VersionStatus
-from model_server.serving.state_metrics import ServingCollector, heldout_accuracy
+from model_server.serving.state_metrics import heldout_accuracy
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from ..helpers import INFER, MODEL, bin_counts, expected_bins, sample, scrape, scraped, served, v2_input
 
@@ -242,32 +239,6 @@ def test_a_scrape_does_not_count_itself_in_flight(client: FlaskClient) -> None:
     samples = scrape(client.get("/metrics").get_data(as_text=True))
 
     assert scraped(samples, "model_server_requests_in_flight") == 0
-
-
-def test_exposition_in_multiprocess_mode_reads_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Under gunicorn every worker writes its own file; /metrics sums the files of the directory.
-    labels = (["route", "method", "status"], ["/predict", "POST", "200"])
-    for pid, value in ((101, 4.0), (102, 6.0)):
-        db = MmapedDict(str(tmp_path / f"counter_{pid}.db"))
-        db.write_value(mmap_key("model_server_requests", "model_server_requests_total", *labels, "help"), value, 0.0)
-        db.close()
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    snapshot = Snapshot.build({}, (VersionStatus("flowers", 1, State.UNAVAILABLE, "not wanted"),))
-
-    body, content_type = metrics.exposition(ServingCollector(snapshot, Settings()))
-
-    samples = scrape(body.decode())
-    assert scraped(samples, "model_server_requests_total", route="/predict", method="POST", status="200") == 10
-    assert content_type.startswith("text/plain")
-    # Nothing of this process's default registry is in it; this scrape's own collectors are.
-    assert {name for name, _ in samples} == {
-        "model_server_requests_total",
-        "model_server_model_ready",
-        "model_server_repository_unreadable",
-        "model_server_accuracy_alert_margin",
-        "model_server_accuracy_min_feedback",
-    }
-    assert scraped(samples, "model_server_model_ready", model="flowers") == 0
 
 
 def _samples(registry: CollectorRegistry) -> dict[tuple[str, str, str], float]:

@@ -186,11 +186,20 @@ def sample_rows() -> np.ndarray:
     return rng.uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], size=(200, 4)).round(1)
 
 
+ARCHIVE = 0  # the "pid" of what dead processes counted (counter_archive.db ...)
+
+
+def pid_of(path: Path) -> int:
+    """The process a metric file belongs to (``counter_123.db``: 123), or ARCHIVE."""
+    suffix = path.stem.rsplit("_", 1)[1]
+    return ARCHIVE if suffix == "archive" else int(suffix)
+
+
 def worker_counts(server: Gunicorn) -> dict[int, float]:
     """Requests to POST /predict answered 200, per process, read from the workers' own files."""
     counts = {}
     for path in server.metrics_dir.glob("counter_*.db"):
-        pid = int(path.stem.split("_")[1])
+        pid = pid_of(path)
         for k, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
             _, sample_name, labels, _ = json.loads(k)
             if sample_name == "model_server_requests_total" and labels == PREDICT_200:
@@ -203,7 +212,7 @@ def in_flight_by_pid(server: Gunicorn) -> dict[int, float]:
     for path in server.metrics_dir.glob("gauge_livesum_*.db"):
         for k, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
             if json.loads(k)[1] == "model_server_requests_in_flight":
-                values[int(path.stem.split("_")[2])] = value
+                values[pid_of(path)] = value
     return values
 
 
@@ -500,7 +509,7 @@ def predictions_by_pid(server: Gunicorn, version: str) -> dict[int, float]:
     """Rows predicted by ``version`` of the model, per process, read from the workers' own files."""
     counts: dict[int, float] = {}
     for path in server.metrics_dir.glob("counter_*.db"):
-        pid = int(path.stem.split("_")[1])
+        pid = pid_of(path)
         for k, value, _, _ in MmapedDict.read_all_values_from_file(str(path)):
             _, sample_name, labels, _ = json.loads(k)
             if sample_name == "model_server_predictions_total" and labels.get("version") == version:
@@ -575,11 +584,13 @@ def test_a_version_published_while_requests_flow_reaches_every_worker(tmp_path: 
     first_workers = set(server.worker_pids()[:2])
     assert served_2 == first_workers, "every worker served version 2"
     assert set(after_replacement) == {"2"}, after_replacement
-    # Version 1 is unloaded and a worker was killed, yet version 1's count stays exact: every
-    # worker's files are summed, the dead one's included.
-    answered_by_1 = sum(1 for *_, status, version, _ in answers if status == 200 and version == 1)
-    labels = {"model": MODEL, "version": "1", "status": "200"}
-    assert scraped(samples, "model_server_model_requests_total", **labels) == answered_by_1
+    # A worker was killed, yet version 2's count stays exact: the dead worker's files were folded
+    # into the archives. Version 1, unloaded by every worker, has left /metrics.
+    answered_by_2 = sum(1 for *_, status, version, _ in answers if status == 200 and version == 2)
+    labels = {"model": MODEL, "version": "2", "status": "200"}
+    assert scraped(samples, "model_server_model_requests_total", **labels) == answered_by_2 + len(after_replacement)
+    assert scraped(samples, "model_server_requests_total", **PREDICT_200) == len(answers) + len(after_replacement)
+    assert scraped(samples, "model_server_model_requests_total", **{**labels, "version": "1"}) is None
 
 
 class IdleConnection:
@@ -687,9 +698,13 @@ def test_a_worker_renews_after_unloading_versions_without_failing_a_request(tmp_
     versions = [version for _, version, _ in answers]
     assert versions == sorted(versions), "version 1, then version 2 only: the fresh worker caught up first"
     assert len(answers) >= 50
-    assert scraped(samples, "model_server_model_requests_total", model=MODEL, version="1", status="200") == (
-        versions.count(1)
-    ), "the renewed worker's counts stay"
+    assert scraped(samples, "model_server_requests_total", **PREDICT_200) == len(answers), (
+        "the renewed worker's counts stay"
+    )
+    assert scraped(samples, "model_server_model_requests_total", model=MODEL, version="2", status="200") == (
+        versions.count(2)
+    )
+    assert scraped(samples, "model_server_model_requests_total", model=MODEL, version="1", status="200") is None
 
 
 def with_a_slow_version(tmp_path: Path, load_seconds: float, **env: str) -> tuple[Gunicorn, Callable[[], None]]:
@@ -783,3 +798,83 @@ def test_a_load_over_model_load_timeout_is_abandoned_and_refused(tmp_path: Path)
     assert (answer.status_code, answer.headers["X-Model-Version"]) == (200, "1")
     assert scraped(samples, "model_server_model_load_failures_total", model=MODEL, version="2") == 1
     assert scraped(samples, "model_server_model_load_failed", model=MODEL, version="2") == 1
+
+
+def predict_version(server: Gunicorn) -> str:
+    response = requests.post(server.url("/predict"), json={"features": ROW}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.headers["X-Model-Version"]
+
+
+def renewals(server: Gunicorn) -> int:
+    return sum(1 for r in server.log_records() if r["message"].startswith("Worker renewing"))
+
+
+def test_renewed_workers_leave_bounded_files_and_unloaded_versions_leave_metrics(tmp_path: Path) -> None:
+    # One worker renewing after each unloaded version (GUNICORN_MAX_UNLOADS=1), versions 1 to 6
+    # published one after another: 5 workers come and go. Their files fold into the archives
+    # (the folder keeps the live worker's files and three archives), their counts stay, and
+    # only the version served now has series in /metrics.
+    repository = tmp_path / "models"
+    publish_iris(repository, 1)
+    server = start(tmp_path, repository, workers=1, GUNICORN_MAX_UNLOADS="1")
+    answered: Counter[str] = Counter()
+    route_totals = []
+    try:
+        for version in range(1, 7):
+            if version > 1:
+                publish_iris(repository, version)
+                wait_for(lambda: renewals(server) == version - 1, f"renewal {version - 1}", server)  # noqa: B023
+                wait_for(lambda: len(server.worker_pids()) == version and ready(server), "a fresh worker", server)  # noqa: B023
+            for _ in range(5):
+                answered[predict_version(server)] += 1
+            route_totals.append(scraped(server.metrics(), "model_server_requests_total", **PREDICT_200))
+        samples = server.metrics()
+        files = sorted(path.name for path in server.metrics_dir.glob("*.db"))
+        [*_, live] = server.worker_pids()
+    finally:
+        stop(server)
+
+    assert answered == dict.fromkeys(map(str, range(1, 7)), 5), "each version answered once published"
+    assert route_totals == [5.0, 10.0, 15.0, 20.0, 25.0, 30.0], "the route's count never went backwards"
+    assert files == sorted(
+        [f"{kind}_archive.db" for kind in ("counter", "histogram", "summary")]
+        + [f"{kind}_{live}.db" for kind in ("counter", "gauge_livesum", "histogram", "summary")]
+    )
+    named_versions = {dict(labels).get("version") for _, labels in samples} - {None}
+    assert named_versions == {"6"}, "no series of an unloaded version"
+    assert scraped(samples, "model_server_model_requests_total", model=MODEL, version="6", status="200") == 5
+    assert scraped(samples, "model_server_version_workers", model=MODEL, version="6") == 1
+
+
+def test_a_worker_forked_while_config_json_is_invalid_follows_the_last_valid_one(tmp_path: Path) -> None:
+    # The master boots on versions 1 and 2 without a config.json (latest 1: version 2); a pin to
+    # version 1 follows, then the file breaks. A worker forked now (here: after a crash) starts
+    # from the master's memory, yet serves version 1, as its predecessor did.
+    repository = tmp_path / "models"
+    publish_iris(repository, 1)
+    publish_iris(repository, 2)
+    server = start(tmp_path, repository, workers=1)
+
+    def write_config(text: str) -> None:
+        staged = tmp_path / "config.json"
+        staged.write_text(text)
+        os.replace(staged, repository / MODEL / "config.json")
+
+    try:
+        assert predict_version(server) == "2"
+        write_config(json.dumps({"version_policy": {"specific": [1]}}))
+        wait_for(lambda: predict_version(server) == "1", "the pin to version 1", server)
+        write_config("{not json")
+        wait_for(
+            lambda: any(r["message"].startswith("model config invalid") for r in server.log_records()),
+            "the worker to find config.json invalid",
+            server,
+        )
+        os.kill(server.worker_pids()[0], signal.SIGKILL)
+        wait_for(lambda: len(server.worker_pids()) == 2 and ready(server), "a replacement worker", server)
+        versions = Counter(predict_version(server) for _ in range(20))
+    finally:
+        stop(server)
+
+    assert versions == {"1": 20}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,25 +11,8 @@ from model_server.repository.artifact import FileLimits, ModelLoadError, load_ar
 from model_server.repository.files import UnsafeFile, read_file
 from model_server.repository.model_config import ModelConfigError, read_model_config
 
-from ..helpers import MODEL
+from ..helpers import MODEL, finishes
 from ..versions import ROW, Replica, label_of, publish_iris
-
-
-def finishes(call: Callable[[], object], seconds: float = 10) -> object:
-    """``call()``, in a daemon thread: a read that blocks fails the test instead of hanging it."""
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except Exception as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert outcome, f"still blocked after {seconds} s"
-    return outcome[0]
 
 
 def test_a_regular_file_inside_is_read_whole(tmp_path: Path) -> None:

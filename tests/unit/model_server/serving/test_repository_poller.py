@@ -22,9 +22,11 @@ import skops.io
 from flask import Flask
 from model_server.app import start_polling
 from model_server.repository import layout as repository_layout
+from model_server.repository.model_config import ModelConfig
 from model_server.serving import repository_poller
+from model_server.serving.last_valid_configs import LastValidConfigs
 
-from ..helpers import MODEL, json_logs, sample, scraped
+from ..helpers import MODEL, finishes, json_logs, sample, scraped
 from ..versions import (
     ROW,
     Replica,
@@ -316,6 +318,106 @@ def test_an_invalid_config_from_the_start_means_the_default_policy(
     assert replica.loaded() == [2]
 
 
+def test_a_worker_forked_while_the_config_is_invalid_follows_its_siblings_last_valid_one(
+    app_factory: Callable[..., Flask], repo: Path, tmp_path: Path
+) -> None:
+    # The master booted before config.json pinned version 1: its memory says latest 1 (version
+    # 2). A worker read the pin; then the file broke. A worker forked now starts from the
+    # master's memory, yet must follow the pin its sibling last read, as the sibling does.
+    publish_iris(repo, 2)
+    master = app_factory(model_repository=repo, model_poll_seconds=60)
+    shared = tmp_path / "configs"
+    shared.mkdir()
+    sibling = Replica(app_factory(model_repository=repo, model_poll_seconds=60))
+    sibling.poller.shared_configs = LastValidConfigs(shared)
+    set_policy(repo, {"specific": [1]})
+    sibling.sync()
+    assert sibling.loaded() == [1]
+
+    set_policy(repo, "{not json")
+    sibling.sync()
+    forked = Replica(master)
+    start_polling(master, configs_folder=shared)  # a worker's start: catch up, then poll
+
+    assert sibling.loaded() == forked.loaded() == [1]
+    assert forked.predict() == (1, label_of(1))
+    assert scraped(forked.scrape(), "model_server_model_config_invalid", model=MODEL) == 1
+
+
+def test_the_shared_last_valid_config_follows_the_file_and_its_removal(repo: Path, tmp_path: Path) -> None:
+    configs = LastValidConfigs(tmp_path)
+    assert configs.recall(MODEL) is None
+    configs.remember(MODEL, ModelConfig.model_validate({"version_policy": {"all": {}}, "traffic": {"1": 9, "2": 1}}))
+    recalled = configs.recall(MODEL)
+    assert recalled is not None and recalled.version_policy.kind == "all" and recalled.traffic == {1: 9.0, 2: 1.0}
+    configs.remember(MODEL, ModelConfig())  # the file removed: the default is the last valid config
+    assert configs.recall(MODEL) == ModelConfig()
+    (tmp_path / f"{MODEL}.json").write_text("{broken")  # not written by a worker: ignored
+    assert configs.recall(MODEL) is None
+    assert LastValidConfigs(None).recall(MODEL) is None
+
+
+def test_a_metadata_json_linked_to_dev_zero_is_refused_and_the_replica_keeps_serving(
+    replica: Replica, repo: Path
+) -> None:
+    version_2 = write_iris(repo / MODEL / "2", 2)
+    (version_2 / "metadata.json").unlink()
+    (version_2 / "metadata.json").symlink_to("/dev/zero")
+
+    with json_logs() as lines:
+        assert finishes(replica.sync) is None
+
+    assert replica.loaded() == [1]
+    assert replica.predict() == (1, label_of(1))
+    [refused] = refused_lines(lines(), 2)
+    assert f"{version_2 / 'metadata.json'} leads out of the model repository (to /dev/zero)" in refused["reason"]
+
+
+def test_a_config_json_linked_to_dev_zero_is_an_invalid_config(replica: Replica, repo: Path) -> None:
+    (repo / MODEL / "config.json").symlink_to("/dev/zero")
+
+    assert finishes(replica.sync) is None
+
+    assert replica.predict() == (1, label_of(1))
+    assert scraped(replica.scrape(), "model_server_model_config_invalid", model=MODEL) == 1
+
+
+def test_the_size_caps_are_the_settings(app_factory: Callable[..., Flask], repo: Path) -> None:
+    size = (repo / MODEL / "1" / "model.skops").stat().st_size
+    replica = Replica(app_factory(model_repository=repo, model_poll_seconds=60, model_max_json_bytes=1024))
+    publish_iris(repo, 2)
+    (repo / MODEL / "config.json").write_text('{"version_policy": {"latest": 1}}' + " " * 1024)
+    capped = Replica(app_factory(model_repository=repo, model_poll_seconds=60, model_max_artifact_bytes=size - 1))
+
+    replica.sync()
+
+    assert scraped(replica.scrape(), "model_server_model_config_invalid", model=MODEL) == 1
+    assert capped.loaded() == []
+    [entry] = [e for e in capped.index() if e["version"] == "2"]
+    assert entry["state"] == "UNAVAILABLE"
+    assert "over MODEL_MAX_ARTIFACT_BYTES" in entry["reason"]
+
+
+def test_weights_of_1e308_are_refused_and_the_last_valid_split_stays(
+    app_factory: Callable[..., Flask], repo: Path
+) -> None:
+    publish_iris(repo, 2)
+    config = repo / MODEL / "config.json"
+    config.write_text(json.dumps({"version_policy": {"all": {}}, "traffic": {"1": 1, "2": 1}}))
+    replica = Replica(app_factory(model_repository=repo, model_poll_seconds=60))
+    config.write_text(json.dumps({"version_policy": {"all": {}}, "traffic": {"1": 1e308, "2": 1e308}}))
+
+    with json_logs() as lines:
+        replica.sync()
+
+    samples = replica.scrape()
+    shares = {v: scraped(samples, "model_server_traffic_share", model=MODEL, version=v) for v in ("1", "2")}
+    assert shares == {"1": 0.5, "2": 0.5}, "the last valid split, not 0 and 1"
+    assert scraped(samples, "model_server_model_config_invalid", model=MODEL) == 1
+    [logged] = [line for line in lines() if line["message"].startswith("model config invalid")]
+    assert "traffic.1" in logged["reason"]
+
+
 def test_removing_the_newest_version_rolls_back_to_the_previous(replica: Replica, repo: Path) -> None:
     first = replica.live_models.snapshot.route(MODEL, 1).servable
     publish_iris(repo, 2)
@@ -363,6 +465,28 @@ def test_model_info_lists_exactly_the_loaded_versions_after_an_unload(replica: R
     samples = replica.scrape()
     assert scraped_versions(samples, "model_server_model_info") == [2]
     assert scraped_versions(samples, "model_server_feature_training_mean") == [2] * 4
+
+
+def test_an_unloaded_versions_series_leave_metrics(app_factory: Callable[..., Flask], repo: Path) -> None:
+    # A model name of its own: the default registry is shared by every app of the test process.
+    name = f"unloaded-{os.getpid()}"
+    publish_iris(repo, 1, name=name)
+    replica = Replica(app_factory(model_repository=repo, model_poll_seconds=60, default_model=name))
+    replica.predict()
+    version_series = {"model_server_model_requests_total", "model_server_inference_duration_seconds_count"}
+
+    def versions_in(samples: dict) -> dict[str, list[int]]:
+        return {metric: scraped_versions(samples, metric, name) for metric in sorted(version_series)}
+
+    assert versions_in(replica.scrape()) == {metric: [1] for metric in sorted(version_series)}
+    publish_iris(repo, 2, name=name)
+    replica.sync()
+    replica.predict()
+
+    samples = replica.scrape()
+    assert versions_in(samples) == {metric: [2] for metric in sorted(version_series)}
+    assert scraped(samples, "model_server_version_workers", model=name, version="2") == 1
+    assert scraped(samples, "model_server_version_workers", model=name, version="1") is None
 
 
 def test_an_unreadable_repository_keeps_serving_what_is_loaded(replica: Replica, repo: Path) -> None:

@@ -3,8 +3,10 @@
 Under gunicorn every worker is its own process, so the metrics use prometheus_client's
 multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is set before start (the image sets it) and
 wiped at start (``gunicorn.conf.py``), each worker writes its own files, ``/metrics`` sums them,
-and ``child_exit`` marks dead workers so their live gauges disappear. Without that variable
-(tests, the Flask dev server) the default single-process registry is used.
+and ``child_exit`` folds a dead worker's files into archives (:mod:`.worker_files`, which also
+answers ``/metrics``): its live gauges disappear, its counts stay. Only versions that some
+worker serves are in ``/metrics``. Without that variable (tests, the Flask dev server) the
+default single-process registry is used.
 
 Label values are bounded, since each value is a series kept by every replica and Prometheus:
 nothing a client sends becomes a label as sent. Routes are URL rules (never raw paths, and
@@ -18,23 +20,18 @@ from __future__ import annotations
 
 import bisect
 import collections
-import os
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 import numpy as np
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     Summary,
-    generate_latest,
-    multiprocess,
 )
-from prometheus_client.registry import Collector
+
+from .worker_files import VERSION_WORKERS_NAME
 
 M = TypeVar("M", Counter, Histogram)
 
@@ -60,6 +57,13 @@ REQUEST_DURATION = Histogram(
 IN_FLIGHT = Gauge(
     f"{PREFIX}_requests_in_flight",
     "Requests being handled right now, summed over the worker processes.",
+    multiprocess_mode="livesum",
+)
+VERSION_WORKERS = Gauge(
+    VERSION_WORKERS_NAME,
+    "Worker processes of this replica serving the model version right now (live workers only); versions no "
+    "worker serves leave /metrics (monitoring/worker_files.py).",
+    ["model", "version"],
     multiprocess_mode="livesum",
 )
 REQUEST_ROWS = Histogram(
@@ -225,14 +229,3 @@ def observe_column_sums(summaries: Sequence[Summary], matrix: np.ndarray) -> Non
     for summary, total in zip(summaries, matrix[:, : len(summaries)].sum(axis=0), strict=True):
         summary._count.inc(len(matrix))
         summary._sum.inc(float(total))
-
-
-def exposition(*current: Collector) -> tuple[bytes, str]:
-    """The metrics of every worker of this replica, and the ``current`` collectors' (this scrape only)."""
-    scrape = CollectorRegistry(auto_describe=False)
-    for collector in current:
-        scrape.register(collector)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(scrape)
-        return generate_latest(scrape), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY) + generate_latest(scrape), CONTENT_TYPE_LATEST

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from ..monitoring.metrics import exposition
+from ..monitoring.worker_files import exposition
 from ..serving.state_metrics import ServingCollector
 from .dispatch import server_state
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from ..monitoring.metrics import VERSION_WORKERS
 from .predictor import ModelDescription, Predictor
 from .routing import NO_ROUTING, Routing, Unversioned, choose
 
@@ -144,14 +145,32 @@ class Snapshot:
 
 
 class LiveModels:
-    """Holds the current :class:`Snapshot` of one worker."""
+    """Holds the current :class:`Snapshot` of one worker, and counts the worker in each version it serves.
+
+    ``model_server_version_workers`` (a gauge of the live workers only) tells the scrapes which
+    versions some worker serves (:mod:`..monitoring.worker_files`): a version is counted before
+    the snapshot that serves it is published, and uncounted after the one without it is.
+    """
 
     def __init__(self) -> None:
         self._snapshot = Snapshot()
+        self._counted: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
     def publish(self, snapshot: Snapshot) -> None:
+        serving = frozenset((s.name, str(s.version)) for s in snapshot.servables())
+        for name, version in serving - self._counted:
+            VERSION_WORKERS.labels(name, version).inc()
         self._snapshot = snapshot
+        for name, version in self._counted - serving:
+            VERSION_WORKERS.labels(name, version).dec()
+        self._counted = serving
+
+    def count_anew(self) -> None:
+        """Count this process in the versions it serves, as if it had counted none: a forked worker's metric files
+        start empty, whatever the process it was forked from counted."""
+        self._counted = frozenset()
+        self.publish(self._snapshot)

@@ -25,7 +25,9 @@ version before it serves again (:meth:`RepositoryPoller._verify_again`), so ever
 late it loaded, serves what the folder holds now.
 
 An invalid ``config.json`` keeps the model's last valid configuration (the default, latest 1,
-before any), is logged once and is reported in the snapshot (``ModelConfigInvalid``). Each pass
+before any), is logged once and is reported in the snapshot (``ModelConfigInvalid``). The last
+valid one is the one the replica's workers last read (:mod:`.last_valid_configs`), so a worker
+forked while the file is invalid follows the same configuration as its siblings. Each pass
 also turns the config's rollout (``traffic``, ``shadow``, ``sticky_header``) and the versions
 then loaded into the model's :class:`.routing.Routing`, published with them. Each gunicorn worker
 runs its own poller (a greenlet under the gevent worker): all of them read the same folder, so
@@ -55,6 +57,7 @@ from ..repository.files import MAX_JSON_BYTES
 from ..repository.layout import CANNOT_READ, Fingerprint, ModelDir, RepositoryError, fingerprint, scan
 from ..repository.model_config import ModelConfig, ModelConfigError, read_model_config
 from ..repository.policy import plan, wanted_versions
+from .last_valid_configs import LastValidConfigs
 from .live_models import LiveModels, Servable, Snapshot, State, VersionStatus
 from .predictor import PreparedModel
 from .routing import Routing, plan_routing
@@ -78,6 +81,7 @@ class RepositoryPoller:
         self._failed: dict[tuple[str, int], tuple[Fingerprint, str]] = {}
         self._fingerprints: dict[tuple[str, int], Fingerprint] = {}  # of each loaded version's folder, as loaded
         self._configs: dict[str, ModelConfig] = {}  # the last valid config of each model
+        self.shared_configs = LastValidConfigs(None)  # ... as this replica's workers last read it
         self._config_errors: dict[str, str] = {}  # why a model's config.json is invalid right now
         # Problems of the scan and the configs, by reason: logged when they appear, not again
         # while they last (``_logged``: those of the last pass), and again if they come back.
@@ -303,8 +307,9 @@ class RepositoryPoller:
         except ModelConfigError as exc:
             self._log_once(logging.ERROR, str(exc), "model config invalid; keeping the last valid one")
             self._config_errors[name] = str(exc)
-            return self._configs.get(name) or read_model_config(None)
+            return self.shared_configs.recall(name) or self._configs.get(name) or read_model_config(None)
         self._configs[name] = config
+        self.shared_configs.remember(name, config)
         self._config_errors.pop(name, None)
         return config
 

@@ -11,7 +11,7 @@ could never forget an unloaded version: prometheus_client's multiprocess mode ke
 set ever written in the workers' files (there is no label removal), and it ignores collectors
 registered in a worker. So they are computed from the live models' current snapshot by a
 collector that the scrape adds to its own, per-scrape registry
-(:func:`..monitoring.metrics.exposition`): an unloaded version disappears from them at the next
+(:func:`..monitoring.worker_files.exposition`): an unloaded version disappears from them at the next
 scrape. The worker answering the scrape speaks for its replica; every worker polls the same
 repository and converges on the same set.
 """
