@@ -21,6 +21,8 @@ class LoadResult:
     upstreams: Counter[str] = field(default_factory=Counter)  # answering replica's IP -> requests
     # (time.monotonic() when answered, X-Model-Version) of every answer, in the order they came
     versions: list[tuple[float, str]] = field(default_factory=list)
+    # (time.monotonic() when sent, seconds until answered or failed) of every request, in the order they ended
+    latencies: list[tuple[float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     retried: int = 0  # answered after nginx tried more than one replica
     seconds: float = 0.0
@@ -67,6 +69,7 @@ def send_load(
     def worker() -> None:
         with requests.Session() as session:
             while more():
+                begun = time.monotonic()
                 try:
                     response = session.post(url, json=body or TUTORIAL_BODY, headers=headers, timeout=30)
                     status, upstream = response.status_code, response.headers.get("X-Upstream-Addr", "")
@@ -75,11 +78,13 @@ def send_load(
                     status, upstream, version = 0, "", ""
                     with lock:
                         result.errors.append(repr(exc))
+                ended = time.monotonic()
                 with lock:
                     result.statuses[status] += 1
                     result.upstreams[answering_replica(upstream)] += 1
                     result.retried += "," in upstream or " : " in upstream
                     result.versions.append((time.monotonic(), version))
+                    result.latencies.append((begun, ended - begun))
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(concurrency)]:

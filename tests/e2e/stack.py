@@ -32,6 +32,8 @@ __all__ = [
     "TEST_ENV",
     "NotYet",
     "Stack",
+    "every_replica_serves",
+    "loaded_versions",
     "run",
     "serving_repository",
     "start_stack",
@@ -132,3 +134,17 @@ def start_stack() -> Stack:
     stack.compose("build", "model", timeout=900)
     stack.up()
     return stack
+
+
+def loaded_versions(stack: Stack, container: str, model: str) -> set[str]:
+    """What a replica's /metrics says it serves (model_info lists exactly the loaded versions)."""
+    versions = set()
+    for line in stack.replica_metrics(container).splitlines():
+        if line.startswith("model_server_model_info{") and f'model="{model}"' in line:
+            versions.add(line.split('version="', 1)[1].split('"', 1)[0])
+    return versions
+
+
+def every_replica_serves(stack: Stack, model: str, versions: set[str]) -> bool | None:
+    """True when every model replica serves exactly ``versions`` of ``model``; None (not yet) otherwise."""
+    return all(loaded_versions(stack, c, model) == versions for c in stack.container_ids("model")) or None

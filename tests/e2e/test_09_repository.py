@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 from harness.load import send_load
 
-from .stack import Stack, serving_repository, wait_for
+from .stack import Stack, every_replica_serves, serving_repository, wait_for
 
 CONCURRENCY = 16
 MIN_REQUESTS = 5000
@@ -72,19 +72,6 @@ def repository(stack: Stack) -> Iterator[Path]:
             yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def loaded_versions(stack: Stack, container: str, model: str) -> set[str]:
-    """What a replica's /metrics says it serves (model_info lists exactly the loaded versions)."""
-    versions = set()
-    for line in stack.replica_metrics(container).splitlines():
-        if line.startswith("model_server_model_info{") and f'model="{model}"' in line:
-            versions.add(line.split('version="', 1)[1].split('"', 1)[0])
-    return versions
-
-
-def every_replica_serves(stack: Stack, model: str, versions: set[str]) -> bool | None:
-    return all(loaded_versions(stack, c, model) == versions for c in stack.container_ids("model")) or None
 
 
 def test_two_models_served_through_nginx(stack: Stack, repository: Path) -> None:

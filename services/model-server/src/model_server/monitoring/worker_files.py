@@ -173,4 +173,3 @@ def _values(path: Path) -> list[tuple[str, float, float, int]]:
         return list(MmapedDict.read_all_values_from_file(str(path)))
     except FileNotFoundError:
         return []
-
