@@ -5,8 +5,10 @@
 * :mod:`.addresses`: where traffic may go (loopback, or a container the run started) and free ports;
 * :mod:`.docker`: ``docker inspect``, image presence, a compose service's hardening as ``docker run`` flags;
 * :mod:`.compose`: the compose project driver and the settings the tests run the stack with;
-* :mod:`.load`: load through nginx with ``requests``, counting statuses and who answered.
+* :mod:`.load`: load through nginx with ``requests``, counting statuses and who answered;
+* :mod:`.penguins`: the tabular models (Pipelines fitted on the Palmer penguins DataFrame), packaged.
 
-Every module but :mod:`.load` needs only the standard library, so that the benchmark's own venv
-(no ``requests``, no ``yaml``) imports them too. Nothing here imports from ``tests`` or ``bench``.
+Every module but :mod:`.load` and :mod:`.penguins` (the model server's packager, scikit-learn,
+palmerpenguins) needs only the standard library, so that the benchmark's own venv (no
+``requests``, no ``yaml``) imports them too. Nothing here imports from ``tests`` or ``bench``.
 """

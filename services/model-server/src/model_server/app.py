@@ -15,7 +15,7 @@ from .config import Settings
 from .logs import configure_logging
 from .monitoring.http_requests import register_request_hooks
 from .repository.artifact import ModelLoadError
-from .rest import feedback, openapi, predict, prometheus, repository_api, v2
+from .rest import feedback, invocations, openapi, predict, prometheus, repository_api, v2
 from .rest.auth import register_api_key_check
 from .rest.errors import register_error_handlers
 from .serving.batching import MicroBatcher
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_hooks(app, settings.access_log)  # first, so even a refused request has a request id and metrics
     register_api_key_check(app, settings.api_keys)
     register_error_handlers(app)
-    for blueprint in (predict.bp, v2.bp, feedback.bp, repository_api.bp, prometheus.bp, openapi.bp):
+    for blueprint in (predict.bp, invocations.bp, v2.bp, feedback.bp, repository_api.bp, prometheus.bp, openapi.bp):
         app.register_blueprint(blueprint)
 
     log.info(

@@ -20,6 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from model_server.monitoring.drift import (
+    CategoryBins,
+    CategoryReference,
     DriftReference,
     FeatureBins,
     FeatureReference,
@@ -153,14 +155,27 @@ def test_counts_equal_bin_index_per_feature(edges: list[np.ndarray], data: st.Da
     np.testing.assert_array_equal(bins.all_counts(), direct)
 
 
-def test_non_finite_values_never_reach_the_bins() -> None:
+def test_infinite_values_never_reach_the_bins() -> None:
     bins = Bins([EDGES])
 
-    for bad in (np.nan, np.inf, -np.inf):
-        with pytest.raises(AssertionError, match="non-finite"):
+    for bad in (np.inf, -np.inf):
+        with pytest.raises(AssertionError, match="infinite"):
             bins.bins.observe(np.array([[1.0], [bad]]))
 
     assert bins.counts().sum() == 0, "nothing counted, not even the finite row"
+
+
+def test_missing_values_are_left_out_of_the_bins() -> None:
+    # A nullable column's missing value (NaN) is in no bin; the other values of its row are counted.
+    bins = Bins([EDGES, EDGES])
+    rows = np.array([[1.0, np.nan], [np.nan, 9.5], [2.5, 3.0]])
+
+    bins.bins.observe(rows)
+
+    np.testing.assert_array_equal(bins.counts("a"), expected_bins(EDGES, [1.0, 2.5]))
+    np.testing.assert_array_equal(bins.counts("b"), expected_bins(EDGES, [9.5, 3.0]))
+    bins.bins.observe(np.array([[np.nan, np.nan]]))
+    assert bins.all_counts().sum() == 4
 
 
 # --- reading the reference ----------------------------------------------------------------------
@@ -235,6 +250,79 @@ def test_invalid_references_are_refused_with_the_reason(kind: str) -> None:
         read(reference)
 
     assert fragment in str(caught.value)
+
+
+# --- string columns, and missing values ---------------------------------------------------------
+
+ISLAND = {"categories": ["Biscoe", "Dream"], "shares": [0.5, 0.3, 0.2], "missing": 0.1}
+
+
+def test_a_string_columns_reference_is_its_categories_other_and_missing() -> None:
+    reference = read_reference(
+        {"reference": {"features": {"island": ISLAND, "a": {**OK, "missing": 0.25}}}}, FEATURES, None, 32, {"island": 5}
+    )
+
+    [island] = reference.categories
+    assert island == CategoryReference("island", 5, ("Biscoe", "Dream"), (0.5, 0.3, 0.2), 0.1)
+    assert island.bin_shares() == pytest.approx({"Biscoe": 0.45, "Dream": 0.27, "other": 0.18, "missing": 0.1})
+    [a] = reference.features
+    assert a.bin_shares() == pytest.approx({**{str(i): 0.075 for i in range(10)}, "missing": 0.25})
+    assert read({"features": {"a": OK}}).features[0].bin_shares() == {str(i): 0.1 for i in range(10)}
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ({"categories": "Biscoe", "shares": [1.0]}, "must be an object with 'categories' and 'shares'"),
+        ({**ISLAND, "shares": [0.5, 0.5]}, "shares must be an array of 3 numbers"),
+        ({**ISLAND, "categories": ["Biscoe", "Biscoe"]}, "at most 9 distinct categories"),
+        ({**ISLAND, "categories": [str(i) for i in range(10)], "shares": [0.0] * 10 + [1.0]}, "at most 9"),
+        ({**ISLAND, "categories": ["other", "Dream"]}, "'other' is not a category name"),
+        ({**ISLAND, "categories": ["x" * 65, "Dream"]}, "of at most 64 characters"),
+        ({**ISLAND, "missing": 1.5}, "missing must be between 0 and 1"),
+        ({**ISLAND, "missing": "0.1"}, "missing[0] must be a finite number"),
+    ],
+)
+def test_an_invalid_string_column_reference_is_refused(entry: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidReference) as caught:
+        read_reference({"reference": {"features": {"island": entry}}}, FEATURES, None, 32, {"island": 5})
+    assert fragment in str(caught.value)
+
+
+def test_string_values_are_counted_by_category_other_and_missing() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("model_server_feature_bin", "help", LABELS, registry=registry)
+    reference = CategoryReference("island", 1, ("Biscoe", "Dream"), (0.5, 0.3, 0.2), 0.1)
+    bins = CategoryBins("m", "1", [reference], counter)
+    rows = np.array([[1.0, "Biscoe"], [2.0, None], [3.0, "Atlantis"], [4.0, "Biscoe"], [5.0, "other"]], dtype=object)
+
+    bins.observe(rows)
+
+    counted = {
+        label: registry.get_sample_value(
+            "model_server_feature_bin_total", {"model": "m", "version": "1", "feature": "island", "bin": label}
+        )
+        for label in ("Biscoe", "Dream", "other", "missing")
+    }
+    assert counted == {"Biscoe": 2, "Dream": 0, "other": 2, "missing": 1}, "a category named 'other' is other"
+
+
+def test_a_nullable_numbers_missing_values_are_counted_in_their_bin() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("model_server_feature_bin", "help", LABELS, registry=registry)
+    features = [FeatureReference("a", 0, np.array(EDGES), tuple(SHARES), missing=0.1), FeatureReference(
+        "b", 1, np.array(EDGES), tuple(SHARES))]  # fmt: skip
+    bins = FeatureBins("m", "1", features, counter)
+
+    bins.observe(np.array([[np.nan, 1.5], [np.nan, 2.5], [9.5, np.nan]]))
+
+    def value(feature: str, label: str) -> float | None:
+        labels = {"model": "m", "version": "1", "feature": feature, "bin": label}
+        return registry.get_sample_value("model_server_feature_bin_total", labels)
+
+    assert value("a", "missing") == 2 and value("a", "9") == 1
+    assert value("b", "missing") is None, "a column never missing has no missing bin"
+    assert value("b", "1") == 1 and value("b", "2") == 1
 
 
 def test_prediction_shares_of_a_model_without_classes_are_refused() -> None:

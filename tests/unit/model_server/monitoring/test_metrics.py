@@ -307,6 +307,19 @@ def test_observe_column_sums_equals_observe_per_value_per_column() -> None:
     assert bulk[("s_count", "b", "")] == 37
 
 
+def test_observe_column_sums_leaves_missing_values_out() -> None:
+    registry = CollectorRegistry()
+    summary = metrics.Summary("s", "help", ["feature"], registry=registry)
+    children = [summary.labels(name) for name in ("a", "b", "c")]
+
+    metrics.observe_column_sums(children, np.array([[1.0, np.nan, np.nan], [2.0, 4.0, np.nan]]))
+
+    samples = _samples(registry)
+    assert (samples[("s_count", "a", "")], samples[("s_sum", "a", "")]) == (2, 3.0)
+    assert (samples[("s_count", "b", "")], samples[("s_sum", "b", "")]) == (1, 4.0)
+    assert (samples[("s_count", "c", "")], samples[("s_sum", "c", "")]) == (0, 0.0)
+
+
 # --- model quality: input bins, references, settings ------------------------------------------
 
 

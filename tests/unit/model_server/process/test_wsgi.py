@@ -132,5 +132,5 @@ def test_a_servable_model_gives_an_app(repository: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split(" ", 1) == [
         "True",
-        "['feedback', 'openapi', 'predict', 'prometheus', 'repository', 'v2']\n",
+        "['feedback', 'invocations', 'openapi', 'predict', 'prometheus', 'repository', 'v2']\n",
     ]

@@ -47,7 +47,12 @@ def test_requests_that_infer_nothing_are_not_counted_per_version(app: Flask) -> 
 def test_the_inference_endpoints_are_the_decorated_views(app: Flask) -> None:
     decorated = {rule.rule for rule in app.url_map.iter_rules() if _is_inference(app.view_functions[rule.endpoint])}
 
-    assert decorated == {"/predict", "/v2/models/<name>/infer", "/v2/models/<name>/versions/<version>/infer"}
+    assert decorated == {
+        "/predict",
+        "/invocations",
+        "/v2/models/<name>/infer",
+        "/v2/models/<name>/versions/<version>/infer",
+    }
 
 
 def _is_inference(view: Callable[..., object]) -> bool:

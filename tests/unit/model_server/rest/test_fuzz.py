@@ -261,3 +261,70 @@ def test_feedback_near_valid_pairs(post, url: str, pairs: tuple[list[Any], list[
 @given(url=FEEDBACK_URLS, body=st.binary(max_size=200))
 def test_feedback_any_bytes(post, url: str, body: bytes) -> None:
     post(url, body)
+
+
+# --- tabular models: /predict records, /invocations, V2 columns ------------------------------
+
+PENGUIN_COLUMNS = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"]
+cells = scalars | st.sampled_from(["Biscoe", "Dream", "male", "female", "", 2008, 2007.0, 45.2, None])
+records = st.dictionaries(
+    st.sampled_from(PENGUIN_COLUMNS) | st.text(max_size=8), cells, max_size=9
+) | st.fixed_dictionaries({name: cells for name in PENGUIN_COLUMNS})
+
+
+@pytest.fixture(scope="module")
+def post_tabular(tabular: Flask) -> Callable[..., TestResponse]:
+    client: FlaskClient = tabular.test_client()
+
+    def send(path: str, body: bytes, content_type: str = "application/json") -> TestResponse:
+        response = client.post(path, data=body, content_type=content_type)
+        check(response)
+        return response
+
+    return send
+
+
+@FUZZ
+@given(
+    features=json_values | records | st.lists(records, max_size=4) | st.lists(st.lists(cells, max_size=8), max_size=4)
+)
+def test_tabular_predict_any_rows(post_tabular, features: Any) -> None:
+    post_tabular("/predict", encode({"features": features}))
+
+
+@FUZZ
+@given(
+    key=st.sampled_from(["dataframe_split", "dataframe_records", "instances", "inputs", "params", "other"]),
+    value=json_values | records | st.lists(records, max_size=4) | st.dictionaries(
+        st.sampled_from([*PENGUIN_COLUMNS, "columns", "data"]), st.lists(cells, max_size=4) | json_values, max_size=8
+    ),
+)  # fmt: skip
+def test_invocations_any_payload(post_tabular, key: str, value: Any) -> None:
+    post_tabular("/invocations", encode({key: value}))
+
+
+csv_cells = st.text(max_size=8) | st.sampled_from(["Biscoe", "2008", "4.5", "", "nan", "inf", "true"])
+csv_texts = st.text(max_size=300) | st.lists(st.lists(csv_cells, max_size=8), max_size=4).map(
+    lambda rows: "\n".join(",".join(row) for row in [PENGUIN_COLUMNS, *rows])
+)
+
+
+@FUZZ
+@given(text=csv_texts)
+def test_invocations_any_csv(post_tabular, text: str) -> None:
+    post_tabular("/invocations", text.encode(), "text/csv")
+
+
+@FUZZ
+@given(
+    tensors=st.lists(
+        st.fixed_dictionaries(
+            {"name": st.sampled_from(PENGUIN_COLUMNS) | st.text(max_size=6), "shape": shapes, "datatype": datatypes},
+            optional={"data": json_values | st.lists(cells, max_size=5), "parameters": json_values},
+        ),
+        max_size=8,
+    ),
+    parameters=st.just({"content_type": "pd"}) | json_values,
+)
+def test_infer_any_columns(post_tabular, tensors: Any, parameters: Any) -> None:
+    post_tabular("/v2/models/penguins-lr/infer", encode({"parameters": parameters, "inputs": tensors}))

@@ -538,7 +538,9 @@ def test_a_loaded_version_whose_folder_changes_validly_is_loaded_again(replica: 
     first = replica.live_models.snapshot.route(MODEL).servable
     metadata = repo / MODEL / "1" / "metadata.json"
     recorded = json.loads(metadata.read_text())
-    metadata.write_text(json.dumps({**recorded, "feature_names": ["a", "b", "c", "d"]}))  # metadata that arrived late
+    names = ["a", "b", "c", "d"]
+    signature = {"inputs": [{"name": name, "type": "double"} for name in names]}
+    metadata.write_text(json.dumps({**recorded, "feature_names": names, "signature": signature}))  # arrived late
 
     replica.sync()
 

@@ -19,6 +19,8 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 
+from harness import penguins
+
 from ..helpers import MODEL
 
 
@@ -129,3 +131,17 @@ def test_both_runtimes_answer_alike_through_the_api(app_factory: Any, rows: np.n
     slow = app_factory(model_runtime="sklearn").test_client().post("/predict", json=body).get_json()
     assert fast["prediction"] == slow["prediction"]
     assert np.abs(np.array(fast["probabilities"]) - np.array(slow["probabilities"])).max() <= PROBABILITY_TOLERANCE
+
+
+def test_a_pipeline_ending_in_a_forest_runs_its_trees_on_treelite_and_its_preprocessing_in_sklearn() -> None:
+    forest, frame = penguins.forest(), penguins.features()
+    choice = select_runtime(forest)
+
+    assert choice.runtime.name == "sklearn+treelite"
+    assert choice.reason.startswith("Pipeline: its steps columntransformer on scikit-learn, its RandomForestClassifier")
+    labels, probabilities = choice.runtime.predict_with_probabilities(frame)  # missing values and strings included
+    np.testing.assert_array_equal(labels, forest.predict(frame))
+    np.testing.assert_array_equal(probabilities, forest.predict_proba(frame))
+    assert select_runtime(forest, "sklearn").runtime.name == "sklearn"
+    logistic = select_runtime(penguins.logistic())
+    assert (logistic.runtime.name, logistic.reason) == ("sklearn", "no exact fast runtime for Pipeline")

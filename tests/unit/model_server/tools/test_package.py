@@ -104,8 +104,10 @@ def test_metadata_describes_the_model_and_its_training_sample(
 
     assert list(metadata) == [
         "name", "version", "created", "artifact", "sha256", "estimator", "sklearn_version", "numpy_version",
-        "python_version", "feature_names", "class_names", "feature_means", "training_rows", "reference",
+        "python_version", "feature_names", "signature", "class_names", "feature_means", "training_rows", "reference",
     ]  # fmt: skip
+    assert metadata["signature"] == {"inputs": [{"name": f, "type": "double", "nullable": False} for f in FEATURES],
+                                     "frame": False}  # fmt: skip
     assert (metadata["name"], metadata["version"], metadata["artifact"]) == ("iris", "1", "model.skops")
     assert metadata["estimator"] == "RandomForestClassifier"
     assert metadata["feature_names"] == FEATURES  # the header without the target column
@@ -187,7 +189,7 @@ def test_a_header_that_differs_from_the_estimators_feature_names_is_refused(repo
     named.feature_names_in_ = np.array(["a", "b", "c", "d"], dtype=object)
     joblib.dump(named, tmp_path / "named.joblib")
 
-    with pytest.raises(PackageError, match=r"the header names \['sepal_length', .*, the estimator \['a', 'b'"):
+    with pytest.raises(PackageError, match=r"x.csv has no column 'a', which the estimator was fitted on"):
         package(tmp_path / "named.joblib", iris_csv(tmp_path / "x.csv", y=None), name="i", version="1", repository=repo)
 
 
@@ -686,3 +688,56 @@ def test_the_module_runs_as_a_program(repo: Path, forest_file: Path, tmp_path: P
     assert json.loads(first.stdout)["path"] == str(repo / "iris/1")
     assert again.returncode == 2
     assert "already exists" in again.stderr
+
+
+# --- a model fitted on a DataFrame --------------------------------------------------------------
+
+
+def test_a_pipeline_fitted_on_a_dataframe_is_packaged_from_its_csv_with_a_signature(tmp_path: Path) -> None:
+    from harness import penguins
+
+    model = penguins.logistic()
+    path = penguins.publish_penguins(tmp_path / "repository", tmp_path / "work", "penguins", model)
+    metadata = json.loads((path / "metadata.json").read_text())
+
+    assert metadata["feature_names"] == list(penguins.features().columns)
+    signature = metadata["signature"]
+    assert signature["frame"] is True
+    assert signature["inputs"][0] == {
+        "name": "island", "type": "string", "nullable": True, "categories": ["Biscoe", "Dream", "Torgersen"],
+        "unknown": "refuse", "dtype": "str",
+    }  # fmt: skip
+    assert signature["inputs"][6] == {"name": "year", "type": "long", "nullable": True, "dtype": "int64"}
+    assert metadata["input_example"]["island"] == "Torgersen"
+    # The numeric columns' statistics over their values present, and the share of missing ones; the string
+    # columns' most frequent categories (other: the rest) and missing share.
+    numbers = penguins.features()[penguins.NUMBERS]
+    assert metadata["feature_means"] == [round(float(m), 6) for m in numbers.mean()]
+    references = metadata["reference"]["features"]
+    assert list(references) == list(penguins.features().columns)
+    column = numbers["bill_length_mm"].dropna().to_numpy()
+    assert references["bill_length_mm"]["shares"] == bin_shares(decile_edges(column), column)
+    assert references["bill_length_mm"]["missing"] == round(2 / 344, 6)
+    assert references["island"] == {
+        "categories": ["Biscoe", "Dream", "Torgersen"], "shares": [0.488372, 0.360465, 0.151163, 0.0], "missing": 0.0,
+    }  # fmt: skip
+    assert references["sex"] == {
+        "categories": ["female", "male"],
+        "shares": [0.495495, 0.504505, 0.0],
+        "missing": 0.031977,
+    }
+    loaded = load_artifact(path)  # the server's loader and its default trusted types
+    assert loaded.estimator.predict(penguins.features()).tolist() == model.predict(penguins.features()).tolist()
+
+
+def test_a_dataframe_models_data_must_hold_its_columns(tmp_path: Path) -> None:
+    from harness import penguins
+
+    work = tmp_path / "work"
+    work.mkdir()
+    penguins.data().drop(columns="sex").to_csv(work / "penguins.csv", index=False)
+    with pytest.raises(PackageError, match="has no column 'sex', which the estimator was fitted on"):
+        penguins.publish_penguins(tmp_path / "repository", work, "penguins", penguins.forest())
+    (work / "x.txt").write_text("island\nBiscoe\n")
+    with pytest.raises(DataError, match=r"unsupported format '\.txt'"):
+        package(work / "penguins.joblib", work / "x.txt", name="p", version="1", repository=tmp_path / "r")

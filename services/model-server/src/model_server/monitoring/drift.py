@@ -23,13 +23,15 @@ model calls hold a few rows, where numpy's cost is per call, not per value; one 
 per feature would cost up to DRIFT_MAX_FEATURES calls for a one-row request. The price, a
 binary search over ``9 * features`` edges rather than 9, shows only in calls of many rows.
 
-Invariant: only finite values reach the bins. ``searchsorted`` would put NaN in the last bin; the
-request validation refuses non-finite input (:func:`..rest.validation.check_finite`), and
-:meth:`FeatureBins.observe` asserts it.
+Invariant: only finite values are binned. ``searchsorted`` would put NaN in the last bin: a
+missing value (NaN, where a model's signature allows one) is left out of the bins; the request
+validation refuses infinite input (:func:`..rest.validation.check_finite`, :mod:`..rest.records`),
+and :meth:`FeatureBins.observe` asserts it.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -40,11 +42,12 @@ import numpy as np
 from prometheus_client import Counter
 
 from . import metrics
-from .reference import N_BINS, bin_index
+from .reference import MAX_CATEGORY_BINS, MAX_CATEGORY_LABEL, N_BINS, RESERVED_BINS, bin_index
 
 N_EDGES = N_BINS - 1
 SHARE_TOLERANCE = 1e-3  # shares are rounded to 6 decimals; hand-written ones to fewer
 BIN_LABELS = tuple(str(i) for i in range(N_BINS))
+OTHER_BIN, MISSING_BIN = RESERVED_BINS  # a string column's other categories (unseen ones too); missing values
 
 
 class InvalidReference(ValueError):
@@ -54,47 +57,118 @@ class InvalidReference(ValueError):
 @dataclass(frozen=True)
 class FeatureReference:
     name: str
-    column: int  # the feature's column in the model's input
+    column: int  # the feature's column in the model's numeric input
     edges: np.ndarray  # 9 inner edges, ascending
-    shares: tuple[float, ...]  # 10 shares, summing to 1
+    shares: tuple[float, ...]  # 10 shares of the values present, summing to 1
+    missing: float | None = None  # the share of missing values in training (a nullable column); None: never missing
+
+    def bin_shares(self) -> dict[str, float]:
+        """Each bin's share of all training values, missing ones included (what the live counts compare with)."""
+        return _with_missing(dict(zip(BIN_LABELS, self.shares, strict=True)), self.missing)
+
+
+@dataclass(frozen=True)
+class CategoryReference:
+    """A string column's reference: its most frequent training categories, the others, and the missing values."""
+
+    name: str
+    column: int  # the column's position in the model's rows
+    categories: tuple[str, ...]  # each with a bin of its own
+    shares: tuple[float, ...]  # of the values present: one per category, then "other"; summing to 1
+    missing: float | None = None
+
+    def bin_shares(self) -> dict[str, float]:
+        return _with_missing(dict(zip((*self.categories, OTHER_BIN), self.shares, strict=True)), self.missing)
 
 
 @dataclass(frozen=True)
 class DriftReference:
-    """What a version is compared with: per monitored feature its bins, and the predicted classes' shares."""
+    """What a version is compared with: per monitored column its bins, and the predicted classes' shares."""
 
     features: tuple[FeatureReference, ...] = ()
     predictions: Mapping[str, float] | None = field(default=None)  # by class name, as recorded
+    categories: tuple[CategoryReference, ...] = ()
+
+
+def _with_missing(shares: dict[str, float], missing: float | None) -> dict[str, float]:
+    if missing is None:
+        return shares
+    return {**{label: share * (1 - missing) for label, share in shares.items()}, MISSING_BIN: missing}
 
 
 def read_reference(
-    metadata: Mapping[str, Any], feature_names: Sequence[str], class_names: Sequence[str] | None, max_features: int
+    metadata: Mapping[str, Any],
+    feature_names: Sequence[str],
+    class_names: Sequence[str] | None,
+    max_features: int,
+    string_columns: Mapping[str, int] | None = None,
 ) -> DriftReference:
-    """The metadata's reference for the first ``max_features`` features that have one; InvalidReference if broken."""
+    """The metadata's reference for the first ``max_features`` columns that have one; InvalidReference if broken.
+
+    ``feature_names``: the numeric columns, in the order of the numeric input; ``string_columns``: the
+    string columns' positions in the model's rows (the columns count in that order, numeric ones first
+    where the positions are not known).
+    """
     reference = metadata.get("reference")
     if reference is None:
         return DriftReference()
     if not isinstance(reference, dict):
         raise InvalidReference(f"'reference' must be an object, got {_type(reference)}")
+    numeric, categorical = _features(reference.get("features"), feature_names, string_columns or {}, max_features)
     return DriftReference(
-        features=_features(reference.get("features"), feature_names, max_features),
+        features=numeric,
         predictions=_predictions(reference.get("predictions"), class_names),
+        categories=categorical,
     )
 
 
-def _features(entries: Any, feature_names: Sequence[str], max_features: int) -> tuple[FeatureReference, ...]:
+def _features(
+    entries: Any, feature_names: Sequence[str], string_columns: Mapping[str, int], max_features: int
+) -> tuple[tuple[FeatureReference, ...], tuple[CategoryReference, ...]]:
     if entries is None:
-        return ()
+        return (), ()
     if not isinstance(entries, dict):
         raise InvalidReference(f"'reference.features' must be an object, got {_type(entries)}")
-    unknown = [name for name in entries if name not in feature_names]
+    unknown = [name for name in entries if name not in feature_names and name not in string_columns]
     if unknown:
         raise InvalidReference(f"'reference.features' names {unknown[0]!r}, which is not a feature of the model")
-    features = []
-    for column, name in enumerate(feature_names):
-        if name in entries and len(features) < max_features:
-            features.append(_feature(name, column, entries[name]))
-    return tuple(features)
+    features, categories = [], []
+    string_names = sorted(string_columns, key=string_columns.__getitem__)
+    for name in [*feature_names, *string_names]:
+        if name not in entries or len(features) + len(categories) >= max_features:
+            continue
+        if name in string_columns:
+            categories.append(_category(name, string_columns[name], entries[name]))
+        else:
+            features.append(_feature(name, list(feature_names).index(name), entries[name]))
+    return tuple(features), tuple(categories)
+
+
+def _category(name: str, column: int, entry: Any) -> CategoryReference:
+    where = f"reference.features[{name!r}]"
+    if not isinstance(entry, dict) or not isinstance(entry.get("categories"), list):
+        raise InvalidReference(f"{where} of a string column must be an object with 'categories' and 'shares'")
+    categories = entry["categories"]
+    if len(categories) > MAX_CATEGORY_BINS or len(set(categories)) != len(categories):
+        raise InvalidReference(f"{where}.categories must be at most {MAX_CATEGORY_BINS} distinct categories")
+    for category in categories:
+        if not isinstance(category, str) or len(category) > MAX_CATEGORY_LABEL or category in (OTHER_BIN, MISSING_BIN):
+            raise InvalidReference(
+                f"{where}.categories: {category!r} is not a category name of at most {MAX_CATEGORY_LABEL} "
+                f"characters other than {OTHER_BIN!r} and {MISSING_BIN!r}"
+            )
+    shares = _numbers(entry.get("shares"), len(categories) + 1, f"{where}.shares")
+    _check_shares(shares, where + ".shares")
+    return CategoryReference(name, column, tuple(categories), tuple(shares), _missing(entry, where))
+
+
+def _missing(entry: dict[str, Any], where: str) -> float | None:
+    if "missing" not in entry:
+        return None
+    [share] = _numbers([entry["missing"]], 1, f"{where}.missing")
+    if not 0 <= share <= 1:
+        raise InvalidReference(f"{where}.missing must be between 0 and 1, got {share}")
+    return share
 
 
 def _feature(name: str, column: int, entry: Any) -> FeatureReference:
@@ -109,7 +183,13 @@ def _feature(name: str, column: int, entry: Any) -> FeatureReference:
     for i in range(1, N_EDGES):
         if edges[i - 1] == edges[i] and shares[i] != 0:
             raise InvalidReference(f"{where}.shares[{i}] is {shares[i]}, but bin {i} is empty: its edges are equal")
-    return FeatureReference(name=name, column=column, edges=np.array(edges, dtype=np.float64), shares=tuple(shares))
+    return FeatureReference(
+        name=name,
+        column=column,
+        edges=np.array(edges, dtype=np.float64),
+        shares=tuple(shares),
+        missing=_missing(entry, where),
+    )
 
 
 def _predictions(entries: Any, class_names: Sequence[str] | None) -> dict[str, float] | None:
@@ -175,14 +255,28 @@ class FeatureBins:
         table = np.cumsum(table, axis=1) + N_BINS * np.arange(len(self.features))[:, None]
         self._table = table.ravel()
         self._row_offsets = np.arange(len(self.features)) * (len(merged) + 1)  # feature j's row of the table
+        # A nullable column's missing values (NaN) in a bin of their own, "missing", at 0 from the start.
+        self._missing = {
+            j: counter.labels(model, version, f.name, MISSING_BIN)
+            for j, f in enumerate(self.features)
+            if f.missing is not None
+        }
 
     def observe(self, rows: np.ndarray) -> None:
-        """Count each value of the monitored columns of a finite ``(n_rows, n_features)`` matrix."""
+        """Count each value of the monitored columns of a ``(n_rows, n_features)`` matrix; NaN (missing) as missing."""
         if not self._counters:
             return
         values = rows[:, self._columns]
-        assert np.isfinite(values).all(), "non-finite input reached the drift bins: validation must refuse it"
-        bins = self._table.take(bin_index(self._merged, values) + self._row_offsets).ravel()
+        bins = self._table.take(bin_index(self._merged, values) + self._row_offsets)
+        missing = np.isnan(values)
+        if missing.any():  # a nullable column's missing values: in its "missing" bin, not in a decile
+            for j, count in enumerate(missing.sum(axis=0).tolist()):
+                if count and j in self._missing:
+                    self._missing[j].inc(count)
+            bins = bins[~missing]
+        else:
+            assert np.isfinite(values).all(), "infinite input reached the drift bins: validation must refuse it"
+        bins = bins.ravel()
         if len(values) == 1:  # one value per feature: each bin touched is touched once, no bincount needed
             for index in bins.tolist():
                 self._counters[index].inc()
@@ -191,3 +285,30 @@ class FeatureBins:
         touched = counts.nonzero()[0]
         for index, count in zip(touched.tolist(), counts[touched].tolist(), strict=True):
             self._counters[index].inc(count)
+
+
+class CategoryBins:
+    """``model_server_feature_bin_total`` of one version's string columns: each value in its category's bin,
+    ``other`` (outside the reference's categories, unseen ones included) or ``missing``."""
+
+    def __init__(
+        self, model: str, version: str, columns: Sequence[CategoryReference], counter: Counter = metrics.FEATURE_BINS
+    ) -> None:
+        self._columns = []
+        for reference in columns:  # every bin at 0 from the start
+            bins = {
+                category: counter.labels(model, version, reference.name, category) for category in reference.categories
+            }
+            other = counter.labels(model, version, reference.name, OTHER_BIN)
+            missing = None if reference.missing is None else counter.labels(model, version, reference.name, MISSING_BIN)
+            self._columns.append((reference.column, bins, other, missing))
+
+    def observe(self, rows: np.ndarray) -> None:
+        """Count each value of the monitored string columns of an object matrix (None: missing)."""
+        for position, bins, other, missing in self._columns:
+            for value, count in collections.Counter(rows[:, position].tolist()).items():
+                if value is None:
+                    if missing is not None:
+                        missing.inc(count)
+                else:
+                    bins.get(value, other).inc(count)

@@ -13,7 +13,8 @@ nothing a client sends becomes a label as sent. Routes are URL rules (never raw 
 ``<unmatched>`` for none), methods are the standard HTTP methods' names or ``other``
 (:func:`method_label`), statuses are the HTTP codes the server answers with, and classes and
 features come from the loaded model (features capped by DRIFT_MAX_FEATURES, classes beyond
-predictor.MAX_CLASS_LABELS share one "other"; feedback names known classes only), bins are 0..9.
+predictor.MAX_CLASS_LABELS share one "other"; feedback names known classes only), bins are 0..9,
+missing, or a string column's at most 9 most frequent training categories and other.
 """
 
 from __future__ import annotations
@@ -92,8 +93,15 @@ FEATURE_VALUE = Summary(
 )
 FEATURE_BINS = Counter(
     f"{PREFIX}_feature_bin",
-    "Live input values per bin (0..9) of the version's reference deciles, by model version and feature (drift.py).",
+    "Live input values per bin of the version's reference, by model version and feature (column): deciles 0..9 of "
+    "a number, categories and other of a string, missing (drift.py).",
     ["model", "version", "feature", "bin"],
+)
+UNKNOWN_CATEGORIES = Counter(
+    f"{PREFIX}_unknown_categories",
+    "Values of a string column outside the categories seen in training, where the model takes them (its encoder "
+    "ignores them), by model version and column.",
+    ["model", "version", "column"],
 )
 FEEDBACK = Counter(
     f"{PREFIX}_feedback",
@@ -219,13 +227,21 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
 
 
 def observe_column_sums(summaries: Sequence[Summary], matrix: np.ndarray) -> None:
-    """``summaries[j].observe(v)`` for every value ``v`` of column ``j`` of a 2-D array: two writes per column.
+    """``summaries[j].observe(v)`` for every value ``v`` of column ``j`` of a 2-D array but NaN (missing): two writes
+    per column.
 
     Reads the summaries' own fields (``_count``, ``_sum``) of the pinned prometheus_client;
     tests/unit/model_server/monitoring/test_metrics.py checks the result against ``observe``.
     """
     if matrix.size == 0 or not summaries:
         return
-    for summary, total in zip(summaries, matrix[:, : len(summaries)].sum(axis=0), strict=True):
-        summary._count.inc(len(matrix))
-        summary._sum.inc(float(total))
+    columns = matrix[:, : len(summaries)]
+    present = ~np.isnan(columns)
+    if present.all():
+        counts, totals = [len(matrix)] * len(summaries), columns.sum(axis=0)
+    else:
+        counts, totals = present.sum(axis=0).tolist(), np.where(present, columns, 0.0).sum(axis=0)
+    for summary, count, total in zip(summaries, counts, totals, strict=True):
+        if count:
+            summary._count.inc(count)
+            summary._sum.inc(float(total))

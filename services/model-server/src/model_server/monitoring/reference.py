@@ -18,17 +18,26 @@ Both sides call this module, so they bin by exactly the same rule:
   (exactly, in millionths) and an empty bin keeps share 0.
 
 Non-finite values must never reach the edges: the training sample is refused (the packager
-names the cell) and the server refuses non-finite input before any counting.
+names the cell) and the server refuses non-finite input before any counting. A missing value
+(NaN, in a nullable column of a model fitted on a DataFrame) is in no decile: the column's
+``missing`` share records how many there were, and the server counts them in a bin of their own.
+
+A string column's reference is its most frequent categories (up to 9), each with its share, and
+``other`` for the rest; the server counts unseen categories as other.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 N_BINS = 10
+MAX_CATEGORY_BINS = 9  # a string column's categories with a bin of their own: the most frequent in training
+MAX_CATEGORY_LABEL = 64  # characters: a longer category counts as other (metric labels stay short and distinct)
+RESERVED_BINS = ("other", "missing")  # the bins of a string column's other categories and of missing values
 QUANTILES = tuple(i / N_BINS for i in range(1, N_BINS))  # 0.1 .. 0.9: the 9 inner edges
 SHARE_DIGITS = 6
 
@@ -64,12 +73,46 @@ def round_shares(counts: Sequence[int] | np.ndarray) -> list[float]:
 
 
 def feature_reference(matrix: np.ndarray, feature_names: Sequence[str], max_features: int) -> dict[str, Any]:
-    """``{name: {"edges": [9 floats], "shares": [10 floats]}}`` for the first ``max_features`` columns."""
+    """``{name: {"edges": [9 floats], "shares": [10 floats]}}`` for the first ``max_features`` columns of a matrix."""
     reference = {}
     for j, name in enumerate(feature_names[:max_features]):
-        edges = decile_edges(matrix[:, j])
-        reference[name] = {"edges": [float(e) for e in edges], "shares": bin_shares(edges, matrix[:, j])}
+        entry = numeric_reference(matrix[:, j])
+        if entry is not None:
+            reference[name] = entry
     return reference
+
+
+def numeric_reference(column: np.ndarray, nullable: bool = False) -> dict[str, Any] | None:
+    """A number column's ``{"edges", "shares"}`` over its values present (NaN: missing), and with ``nullable`` the
+    share of missing values (``"missing"``); None if no value is present."""
+    column = np.asarray(column, dtype=np.float64)
+    present = column[~np.isnan(column)]
+    if not present.size:
+        return None
+    edges = decile_edges(present)
+    entry: dict[str, Any] = {"edges": [float(e) for e in edges], "shares": bin_shares(edges, present)}
+    if nullable:
+        entry["missing"] = round((len(column) - len(present)) / len(column), SHARE_DIGITS)
+    return entry
+
+
+def category_reference(values: Sequence[Any], nullable: bool = False) -> dict[str, Any] | None:
+    """A string column's ``{"categories": [the most frequent, up to 9], "shares": [each, then other]}`` over its
+    values present (None or NaN: missing), and with ``nullable`` the share of missing values; None if none is present.
+
+    A category longer than 64 characters, or named ``other`` or ``missing``, has no bin of its own: it counts as other.
+    """
+    present = [v for v in values if isinstance(v, str)]
+    if not present:
+        return None
+    counts = collections.Counter(present)
+    eligible = [c for c, _ in counts.most_common() if len(c) <= MAX_CATEGORY_LABEL and c not in RESERVED_BINS]
+    categories = sorted(eligible[:MAX_CATEGORY_BINS])
+    shown = [counts[c] for c in categories]
+    entry: dict[str, Any] = {"categories": categories, "shares": round_shares([*shown, len(present) - sum(shown)])}
+    if nullable:
+        entry["missing"] = round((len(values) - len(present)) / len(values), SHARE_DIGITS)
+    return entry
 
 
 def prediction_shares(predicted: np.ndarray, classes: Sequence[Any], class_names: Sequence[str]) -> dict[str, float]:

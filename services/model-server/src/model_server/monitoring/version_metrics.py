@@ -12,7 +12,7 @@ class label (the confusion table).
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ class VersionMetrics:
         class_names: Sequence[str] | None,
         metadata: dict[str, Any],
         drift_max_features: int = 32,
+        categories: Sequence[tuple[int, str, frozenset[str]]] = (),
+        string_columns: Mapping[str, int] | None = None,
     ) -> None:
         self.requests = metrics.VersionRequests(name, version)  # counted by the inference endpoints
         self.inference_seconds = metrics.INFERENCE_DURATION.labels(name, version)
@@ -54,16 +56,24 @@ class VersionMetrics:
         self._name, self._version = name, version
         self._init_feedback(classes or (), class_names or ())
         try:
-            self.reference = drift.read_reference(metadata, feature_names, class_names, drift_max_features)
+            self.reference = drift.read_reference(
+                metadata, feature_names, class_names, drift_max_features, string_columns
+            )
             self.reference_problem = ""
         except drift.InvalidReference as exc:  # served all the same, without drift monitoring
             self.reference, self.reference_problem = drift.DriftReference(), str(exc)
         self._feature_bins = drift.FeatureBins(name, version, self.reference.features)
+        self._category_bins = drift.CategoryBins(name, version, self.reference.categories)
+        # (position in the rows, known categories, counter) of the string columns that take unknown categories
+        self._unknown = [
+            (position, known, metrics.UNKNOWN_CATEGORIES.labels(name, version, column))
+            for position, column, known in categories[:drift_max_features]
+        ]
 
     @property
     def has_drift_reference(self) -> bool:
         """Whether live inputs are counted in reference bins (model_server_drift_reference)."""
-        return bool(self.reference.features)
+        return bool(self.reference.features or self.reference.categories)
 
     def observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
         """Count a served model call's input rows and predicted labels."""
@@ -75,6 +85,15 @@ class VersionMetrics:
                 counter = self._class_counters.get(value)
                 if counter is not None:
                     counter.inc(count)
+
+    def observe_categories(self, rows: np.ndarray) -> None:
+        """Count the string columns' values (an object matrix): in their drift bins, and those outside the training
+        categories where the model takes them."""
+        self._category_bins.observe(rows)
+        for position, known, counter in self._unknown:
+            unknown = sum(1 for value in rows[:, position].tolist() if value is not None and value not in known)
+            if unknown:
+                counter.inc(unknown)
 
     # --- feedback ------------------------------------------------------------------------------
     def _init_feedback(self, classes: Sequence[Any], class_names: Sequence[str]) -> None:

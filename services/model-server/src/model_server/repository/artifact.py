@@ -32,9 +32,11 @@ from .files import MAX_ARTIFACT_BYTES, MAX_JSON_BYTES, UnsafeFile, read_file
 ARTIFACT_NAMES = ("model.skops", "model.joblib", "model.pkl")
 METADATA_NAME = "metadata.json"
 
-# Types that skops does not trust by default but that scikit-learn's tree ensembles are made
-# of. Anything else must be named in MODEL_TRUSTED_TYPES by the operator.
-DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+# Types that skops does not trust by default but that scikit-learn's estimators are made of:
+# the trees of its tree ensembles, and the dtypes its transformers record (a pipeline fitted on a
+# DataFrame): data descriptions, which run no code. Anything else must be named in
+# MODEL_TRUSTED_TYPES by the operator.
+DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree", "numpy.dtype")
 
 
 class ModelLoadError(Exception):

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictBool, ValidationError
 from pydantic.json_schema import SkipJsonSchema
 
-_Row = Annotated[list[float], Field(min_length=1)]
+_Value = Annotated[float | str | bool | None, Field(description="A value of the column: its signature says which")]
+_Row = Annotated[list[_Value], Field(min_length=1, description="The values of one row, in the model's column order")]
+_Record = Annotated[dict[str, _Value], Field(description="One row as column name: value, every column once")]
 _Class = Annotated[
     float | str, Field(description='A class as /predict returns it (e.g. 2) or its name (e.g. "virginica")')
 ]
@@ -33,14 +35,24 @@ def refused_field(exc: ValidationError) -> str:
 
 
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"features": [5.1, 3.5, 1.4, 0.2]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"features": [5.1, 3.5, 1.4, 0.2]},
+                {"features": [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3]]},
+                {"features": {"island": "Biscoe", "bill_length_mm": 45.2, "sex": None, "year": 2008}},
+            ]
+        }
+    )
 
-    # Declared for the schema, not validated by pydantic (SkipValidation): rest/validation.py checks the rows
-    # (matrix_from_features), so that errors keep naming the row and column as clients see them today
+    # Declared for the schema, not validated by pydantic (SkipValidation): rest/validation.py and rest/records.py
+    # check the rows against the version's signature, so that errors name the row and column as clients see them
     # ("features[1][2] must be a number, got a string"). It is as fast as pydantic for one row; on batches a
     # strict pydantic check measured ~25 % faster, which is under 3 % of such a request (32 and 1024 rows).
-    features: SkipValidation[_Row | Annotated[list[_Row], Field(min_length=1)]] = Field(
-        description="One row of numbers, or an array of rows"
+    features: SkipValidation[
+        _Row | Annotated[list[_Row], Field(min_length=1)] | _Record | Annotated[list[_Record], Field(min_length=1)]
+    ] = Field(
+        description="One row (values in the model's column order, or a record of column: value), or an array of rows"
     )
     return_probabilities: StrictBool = Field(
         default=False, description="Add the probability of each class, in the order of 'classes'"
@@ -70,6 +82,53 @@ class PredictResponse(BaseModel):
     classes: list[str] | SkipJsonSchema[None] = Field(
         default=None, json_schema_extra=_no_default, description="With return_probabilities: the columns' class names"
     )
+
+
+class InvocationsRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"dataframe_split": {"data": [[5.1, 3.5, 1.4, 0.2]]}},
+                {
+                    "dataframe_records": [
+                        {
+                            "sepal length (cm)": 6.2,
+                            "sepal width (cm)": 2.9,
+                            "petal length (cm)": 4.3,
+                            "petal width (cm)": 1.3,
+                        }
+                    ]
+                },
+                {"inputs": [[5.9, 3.0, 5.1, 1.8]]},
+            ]
+        }
+    )
+
+    # Exactly one of the four (rest/invocations.py checks it, naming the row and column of a bad value).
+    dataframe_split: SkipValidation[dict[str, list[str] | list[_Row]]] | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra=_no_default,
+        description="pandas' split orient: 'columns' (the columns' names; default: the model's order) and 'data' "
+        "(the rows, each one value per column)",
+    )
+    dataframe_records: SkipValidation[list[_Record]] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default, description="One record per row"
+    )
+    instances: SkipValidation[list[_Row] | list[_Record] | dict[str, list[_Value]]] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default, description="Rows (records or arrays), or one array per column"
+    )
+    inputs: SkipValidation[list[_Row] | list[_Record] | dict[str, list[_Value]]] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default, description="As instances"
+    )
+    params: SkipValidation[dict[str, Any]] | SkipJsonSchema[None] = Field(
+        default=None, json_schema_extra=_no_default, description="Inference parameters (none is taken)"
+    )
+
+
+class InvocationsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"predictions": [0]}]})
+
+    predictions: list[Any] = Field(description="One label per row")
 
 
 class FeedbackRequest(BaseModel):

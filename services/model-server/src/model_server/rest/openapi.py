@@ -20,7 +20,15 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
 from .auth import OPEN_PATHS
-from .bodies import FeedbackRequest, FeedbackResponse, OpenApiDocument, PredictRequest, PredictResponse
+from .bodies import (
+    FeedbackRequest,
+    FeedbackResponse,
+    InvocationsRequest,
+    InvocationsResponse,
+    OpenApiDocument,
+    PredictRequest,
+    PredictResponse,
+)
 from .predict import MODEL_VERSION_HEADER
 from .v2_schema import (
     ErrorBody,
@@ -43,7 +51,8 @@ ERRORS = {
     401: "Missing or invalid API key (only when API_KEYS is set)",
     404: "Unknown model or version",
     413: "Body or row count over the limit",
-    422: "Well-formed JSON that is not a valid request (shape, feature count, types, NaN/inf)",
+    422: "Well-formed JSON that is not a valid request (shape, feature count, types, NaN/inf, a value that does not "
+    "fit its column: the message names the row and the column)",
     503: "Model not ready; or (inference) the model call this request shared was interrupted: retry",
 }
 SECURITY = [{"apiKey": []}, {}]  # a key, or none when API_KEYS is not set
@@ -78,7 +87,10 @@ class Operation:
 
 _INFER_DESCRIPTION = (
     "One input tensor, named input-0 (as the model metadata publishes it), of shape [rows, features] "
-    "or [features]; data flat or nested as that shape. With the binary tensor data extension, the body "
+    "or [features]; data flat or nested as that shape. Or one input per column, named as the column, of shape "
+    "[rows] or [rows, 1] (BYTES for strings, BOOL, or a numeric datatype; null for a missing value), as MLServer's "
+    'pandas codec writes a DataFrame (parameters.content_type "pd"): how a model of named columns of mixed '
+    "types is sent (its metadata lists them). With the binary tensor data extension, the body "
     "is a JSON header of Inference-Header-Content-Length bytes followed by the raw tensor. "
     "Each output is binary if its parameters.binary_data is true, JSON if false, and otherwise as the "
     "request's parameters.binary_data_output says (default JSON). If any output is binary, the response is "
@@ -100,6 +112,11 @@ _FEEDBACK = {
     "errors": (400, 404, 413, 422),
     "description": _FEEDBACK_DESCRIPTION,
 }
+_INVOCATIONS_DESCRIPTION = (
+    "As mlflow models serve answers it: JSON with exactly one of dataframe_split, dataframe_records, instances, "
+    "inputs (and optionally params), or text/csv with a header row; each value checked against the model's "
+    "signature (a 422 names the row and the column)."
+)
 _MODEL = "/v2/models/{name}"
 _REFUSED = "Refused (400): the model repository folder is the source of truth; {action} there"
 
@@ -107,6 +124,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/predict", "predict", "Predict one or several rows (the tutorial's API)",
               "Predictions of the default model's newest loaded version", PredictResponse, PredictRequest,
               errors=(400, 404, 413, 422, 503), ok_headers=((MODEL_VERSION_HEADER, "The version that answered"),)),
+    Operation("post", "/invocations", "invocations", "MLflow's scoring protocol, for the default model",
+              "Predictions of the default model", InvocationsResponse, InvocationsRequest,
+              errors=(400, 404, 413, 422, 503), description=_INVOCATIONS_DESCRIPTION,
+              ok_headers=((MODEL_VERSION_HEADER, "The version that answered"),)),
     Operation("post", "/feedback", "feedback", "Feedback: the true classes of the default model's predictions, "
               "for live accuracy", **_FEEDBACK),
     Operation("post", _MODEL, "model_feedback", "Feedback: the true classes of the model's predictions, "

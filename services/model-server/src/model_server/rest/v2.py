@@ -2,9 +2,13 @@
 
 Supports the JSON tensor format and the binary tensor data extension (what ``tritonclient``
 sends by default): a JSON header of ``Inference-Header-Content-Length`` bytes followed by raw
-little-endian tensors. The model takes one input tensor, named ``input-0`` as its metadata
-publishes, of shape ``[rows, n_features]``, and has outputs ``predict`` (labels) and, for
-classifiers, ``predict_proba``.
+little-endian tensors. A numeric model takes one input tensor, named ``input-0`` as its metadata
+publishes, of shape ``[rows, n_features]``; any model also takes one input per column, named as
+the column, as MLServer's pandas codec writes a DataFrame (request ``parameters.content_type:
+"pd"``; shape ``[N]`` or ``[N, 1]``; ``BYTES`` for strings, ``BOOL``, or a numeric datatype;
+JSON ``null`` for a missing value), which is how a model of named columns of mixed types is sent
+(its metadata lists the columns). Each value is checked against the version's signature
+(rest/records.py). Outputs: ``predict`` (labels) and, for classifiers, ``predict_proba``.
 
 Each output is binary or JSON on its own, as the extension says: its ``parameters.binary_data``
 if given, else the request's ``parameters.binary_data_output``, else JSON. A response may mix
@@ -23,11 +27,13 @@ from flask import Blueprint, Response, g, jsonify, request
 from pydantic import ValidationError
 
 from .. import __version__
+from ..repository.signature import Column, Signature
 from ..serving.live_models import Route
 from ..serving.predictor import ModelDescription, Prediction
 from . import repository_api
 from .dispatch import infer, inference_endpoint, route, server_state
 from .errors import bad_request, unprocessable
+from .records import rows_from_columns
 from .v2_schema import (
     NUMERIC_DATATYPES,
     InferenceRequest,
@@ -87,7 +93,7 @@ def model_metadata(name: str, version: str | None = None) -> Response:
         name=model.name,
         versions=loaded or [model.version],
         platform="sklearn",
-        inputs=[TensorMetadata(name=INPUT_NAME, datatype="FP64", shape=[-1, model.n_features])],
+        inputs=_inputs_metadata(model.signature),
         outputs=outputs,
         parameters={
             "estimator": model.estimator,
@@ -120,13 +126,14 @@ def model_infer(target: Route) -> Response:
         req = InferenceRequest.model_validate(payload)
     except ValidationError as exc:
         raise unprocessable(_first_error(exc)) from None
-    if len(req.inputs) != 1:
+    columnar = _columnar(req, model.signature)
+    if not columnar and len(req.inputs) != 1:
         raise unprocessable(
             f"expected exactly one input tensor of shape [rows, {model.n_features}], got {len(req.inputs)}"
         )
-    if req.inputs[0].name != INPUT_NAME:
+    if not columnar and req.inputs[0].name != INPUT_NAME:
         raise unprocessable(
-            f"unknown input {req.inputs[0].name!r}; this model's input is {INPUT_NAME!r} "
+            f"unknown input {req.inputs[0].name!r}; this model's input is {INPUT_NAME!r}, or one input per column "
             f"(see GET /v2/models/{model.name})"
         )
 
@@ -138,7 +145,7 @@ def model_infer(target: Route) -> Response:
 
     binary_outputs = _binary_outputs(req, wanted)
 
-    rows = _input_rows(req.inputs[0], binary, model)
+    rows = _column_rows(req.inputs, model.signature) if columnar else _input_rows(req.inputs[0], binary, model)
     prediction = infer(target, rows, with_probabilities=OUTPUT_PROBABILITIES in wanted)
     outputs = [_output(n, prediction, model) for n in wanted]
     response = InferenceResponse(
@@ -186,6 +193,58 @@ def _input_rows(tensor: RequestInput, binary: bytes | None, model: ModelDescript
         values = numbers_from_values(tensor_values(tensor.data, tensor.shape, f"{where}.data"), f"{where}.data", dtype)
     max_rows = server_state().settings.max_batch_rows
     return matrix_from_tensor(values, tensor.shape, model.n_features, max_rows, where)
+
+
+def _columnar(req: InferenceRequest, signature: Signature) -> bool:
+    """Whether the request sends one input per column (the pandas codec), rather than one ``input-0`` tensor."""
+    content_type = (req.parameters or {}).get("content_type")
+    return content_type == "pd" or not signature.matrix or any(i.name != INPUT_NAME for i in req.inputs)
+
+
+_DATATYPES = {"double": "FP64", "long": "INT64", "boolean": "BOOL", "string": "BYTES"}
+
+
+def _column_rows(inputs: list[RequestInput], signature: Signature) -> np.ndarray:
+    """One input per column -> the model's rows, every value checked against its column."""
+    columns: dict[str, list[Any]] = {}
+    by_name = {column.name: column for column in signature.inputs}
+    for i, tensor in enumerate(inputs):
+        where = f"inputs[{i}] ({tensor.name})"
+        column = by_name.get(tensor.name)
+        if column is None:
+            one = f"this model's input is {INPUT_NAME!r} (the rows), or " if signature.matrix else "this model takes "
+            raise unprocessable(
+                f"{where}: unknown input {tensor.name!r}; {one}one input per column: {', '.join(signature.names)}"
+            )
+        if tensor.name in columns:
+            raise unprocessable(f"{where}: column {tensor.name!r} is sent twice")
+        _check_column_datatype(tensor, column, where)
+        if (tensor.parameters or {}).get("binary_data_size") is not None or tensor.data is None:
+            raise unprocessable(f"{where}: a column's values are sent as JSON 'data'")
+        if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
+            raise unprocessable(f"{where}: a column's shape is [rows] or [rows, 1], got {tensor.shape}")
+        if tensor.shape[0] < 0:
+            raise unprocessable(f"{where}: shape {tensor.shape} has a negative dimension")
+        values = tensor_values(tensor.data, tensor.shape, f"{where}.data")
+        if len(values) != tensor.shape[0]:
+            raise unprocessable(f"{where}: shape {tensor.shape} needs {tensor.shape[0]} values, got {len(values)}")
+        columns[tensor.name] = values
+    return rows_from_columns(columns, signature, server_state().settings.max_batch_rows, "inputs")
+
+
+def _check_column_datatype(tensor: RequestInput, column: Column, where: str) -> None:
+    numeric = tensor.datatype in NUMERIC_DATATYPES
+    expected = _DATATYPES[column.type]
+    if (column.numeric and not numeric) or (not column.numeric and tensor.datatype != expected):
+        kinds = "a numeric datatype (FP64, INT64, ...)" if column.numeric else expected
+        raise unprocessable(f"{where}: column {column.name!r} holds {column.type} values: send it as {kinds}")
+
+
+def _inputs_metadata(signature: Signature) -> list[TensorMetadata]:
+    """A numeric model's one input-0 tensor; a model of mixed columns' inputs, one per column."""
+    if signature.matrix:
+        return [TensorMetadata(name=INPUT_NAME, datatype="FP64", shape=[-1, len(signature.inputs)])]
+    return [TensorMetadata(name=c.name, datatype=_DATATYPES[c.type], shape=[-1, 1]) for c in signature.inputs]
 
 
 def _output(name: str, prediction: Prediction, model: ModelDescription) -> ResponseOutput:

@@ -26,9 +26,11 @@ NUMERIC_DATATYPES: dict[str, np.dtype] = {
     }.items()
 }  # fmt: skip
 ALL_DATATYPES = (*NUMERIC_DATATYPES, "BOOL", "BYTES")
+MAX_INPUTS = 4096  # one per column, in the pandas codec's request
 
 
-_Values = list[float] | list[list[float]]
+_Value = float | str | bool | None  # numbers; strings (BYTES), booleans (BOOL) and null (missing) for a column
+_Values = list[_Value] | list[list[_Value]]
 
 
 def _a_list(value: Any) -> list[Any]:
@@ -53,7 +55,9 @@ class _Lenient(BaseModel):
 
 
 class RequestInput(_Lenient):
-    name: str = Field(max_length=256, description="The input's name as the model metadata publishes it: input-0")
+    name: str = Field(
+        max_length=256, description="The input's name as the model metadata publishes it: input-0, or a column's name"
+    )
     shape: list[int] = Field(max_length=8)
     datatype: str
     parameters: dict[str, Any] | None = Field(
@@ -89,7 +93,12 @@ class InferenceRequest(_Lenient):
         default=None,
         description="binary_data_output: whether outputs without their own binary_data are binary (default false)",
     )
-    inputs: list[RequestInput] = Field(min_length=1, max_length=64)
+    inputs: list[RequestInput] = Field(
+        min_length=1,
+        max_length=MAX_INPUTS,
+        description='One tensor (input-0: the rows), or one per column (parameters.content_type "pd", as MLServer\'s '
+        "pandas codec writes them)",
+    )
     outputs: list[RequestOutput] | None = Field(default=None, max_length=16)
 
 

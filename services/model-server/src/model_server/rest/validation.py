@@ -28,7 +28,7 @@ from flask import request
 from .errors import bad_request, too_large, unprocessable
 
 _NUMBER_TYPES = (int, float)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def json_object() -> dict[str, Any]:
@@ -43,14 +43,14 @@ def json_object() -> dict[str, Any]:
     except RecursionError:
         raise bad_request("request body is nested too deeply") from None
     if not isinstance(body, dict):
-        raise unprocessable(f"request body must be a JSON object, got {_json_type(body)}")
+        raise unprocessable(f"request body must be a JSON object, got {json_type(body)}")
     return body
 
 
 def matrix_from_features(features: Any, n_features: int, max_rows: int) -> np.ndarray:
     """``[x1, ..., xF]`` (one row) or ``[[...], [...]]`` (rows) -> ``(rows, F)`` float64."""
     if not isinstance(features, list):
-        raise unprocessable(f"'features' must be an array, got {_json_type(features)}")
+        raise unprocessable(f"'features' must be an array, got {json_type(features)}")
     if not features:
         raise unprocessable("'features' is empty; send one row of numbers or an array of rows")
     if isinstance(features[0], list):
@@ -58,7 +58,7 @@ def matrix_from_features(features: Any, n_features: int, max_rows: int) -> np.nd
         _check_row_count(len(rows), max_rows)
         for i, row in enumerate(rows):
             if not isinstance(row, list):
-                raise unprocessable(f"features[{i}] must be an array of numbers, got {_json_type(row)}")
+                raise unprocessable(f"features[{i}] must be an array of numbers, got {json_type(row)}")
             _check_row(row, n_features, f"features[{i}]")
     else:
         rows = [features]
@@ -73,7 +73,7 @@ def numbers_from_values(values: list[Any], where: str, dtype: np.dtype | None = 
     """
     for i, value in enumerate(values):
         if type(value) not in _NUMBER_TYPES:
-            raise unprocessable(f"{where}[{i}] must be a number, got {_json_type(value)}")
+            raise unprocessable(f"{where}[{i}] must be a number, got {json_type(value)}")
     numbers = _floats(values, where)
     if dtype is not None and dtype.kind in "iu":
         limits = np.iinfo(dtype)
@@ -110,7 +110,7 @@ def class_positions(
 ) -> np.ndarray:
     """A JSON array of classes -> their positions among the model's classes (``find``; ``known`` lists them)."""
     if not isinstance(items, list):
-        raise unprocessable(f"'{where}' must be an array of classes, got {_json_type(items)}")
+        raise unprocessable(f"'{where}' must be an array of classes, got {json_type(items)}")
     if not items:
         raise unprocessable(f"'{where}' is empty; send one class per prediction")
     if len(items) > max_items:
@@ -119,7 +119,7 @@ def class_positions(
     for i, item in enumerate(items):
         # Booleans first: JSON's true would otherwise name class 1 (True == 1 in Python).
         if isinstance(item, bool) or not isinstance(item, int | float | str):
-            raise unprocessable(f"{where}[{i}] must be a class or a class name, got {_json_type(item)}")
+            raise unprocessable(f"{where}[{i}] must be a class or a class name, got {json_type(item)}")
         position = find(item)
         if position is None:
             shown = json.dumps(item)
@@ -131,7 +131,7 @@ def class_positions(
 
 def check_finite(matrix: np.ndarray, where: str) -> np.ndarray:
     # Finite in float64 is not enough: trees cast to float32, where 1e39 overflows (a 500 before).
-    refused = ~np.isfinite(matrix) | (np.abs(matrix) > _FLOAT32_MAX)
+    refused = ~np.isfinite(matrix) | (np.abs(matrix) > FLOAT32_MAX)
     if refused.any():
         row, column = (int(i) for i in np.argwhere(refused)[0])
         raise unprocessable(
@@ -150,7 +150,7 @@ def tensor_values(data: Any, shape: list[int], where: str) -> list[Any]:
     not as one row of four.
     """
     if not isinstance(data, list):
-        raise unprocessable(f"{where} must be an array, got {_json_type(data)}")
+        raise unprocessable(f"{where} must be an array, got {json_type(data)}")
     if not any(isinstance(item, list) for item in data):
         return data
     flat: list[Any] = []
@@ -173,7 +173,7 @@ def _collect(data: list[Any], shape: list[int], axis: int, where: str, flat: lis
         if isinstance(item, list):
             _collect(item, shape, axis + 1, f"{where}[{i}]", flat)
         elif not last:
-            raise unprocessable(f"{where}[{i}] must be an array ({dimensions}), got {_json_type(item)}")
+            raise unprocessable(f"{where}[{i}] must be an array ({dimensions}), got {json_type(item)}")
         else:
             flat.append(item)
 
@@ -183,7 +183,7 @@ def _check_row(row: list[Any], n_features: int, where: str) -> None:
         raise unprocessable(f"{where}: expected {n_features} features, got {len(row)}")
     for j, value in enumerate(row):
         if type(value) not in _NUMBER_TYPES:
-            raise unprocessable(f"{where}[{j}] must be a number, got {_json_type(value)}")
+            raise unprocessable(f"{where}[{j}] must be a number, got {json_type(value)}")
 
 
 def _check_row_count(n_rows: int, max_rows: int) -> None:
@@ -202,7 +202,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -17,6 +17,8 @@ import numpy as np
 
 from ..monitoring.version_metrics import VersionMetrics
 from ..repository.artifact import Artifact, ModelLoadError
+from ..repository.signature import Signature, SignatureError, read_signature
+from .model_input import ModelInput
 from .runtime import Runtime, select_runtime
 
 
@@ -38,6 +40,7 @@ class ModelDescription:
     classes: tuple[Any, ...] | None  # the estimator's classes_, in predict_proba column order
     class_names: tuple[str, ...] | None  # a readable name per class, same order
     has_probabilities: bool
+    signature: Signature
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,6 +54,7 @@ class PreparedModel:
 
     runtime: Runtime
     description: ModelDescription
+    model_input: ModelInput
 
 
 def prepare(artifact: Artifact, name: str = "", version: str = "", runtime: str = "auto") -> PreparedModel:
@@ -62,13 +66,12 @@ def prepare(artifact: Artifact, name: str = "", version: str = "", runtime: str 
     """
     choice = select_runtime(artifact.estimator, runtime)
     d = describe(artifact, name, version, choice.runtime.name, choice.reason)
-    means = d.metadata.get("feature_means")
-    row = np.asarray(means if _is_row(means, d.n_features) else [0.0] * d.n_features, dtype=np.float64)
+    model_input = ModelInput(d.signature)
     try:
-        _call(choice.runtime, d, row.reshape(1, -1), with_probabilities=d.has_probabilities)
+        _call(choice.runtime, d, model_input(model_input.example(d.metadata)), with_probabilities=d.has_probabilities)
     except Exception as exc:
         raise ModelLoadError(f"warm-up prediction failed: {type(exc).__name__}: {exc}") from None
-    return PreparedModel(choice.runtime, d)
+    return PreparedModel(choice.runtime, d, model_input)
 
 
 class Predictor:
@@ -76,10 +79,17 @@ class Predictor:
 
     def __init__(self, prepared: PreparedModel, drift_max_features: int = 32) -> None:
         self._runtime = prepared.runtime
+        self._input = prepared.model_input
         self.description = d = prepared.description
         self.metrics = VersionMetrics(
-            d.name, d.version, d.feature_names, d.classes, d.class_names, d.metadata, drift_max_features
-        )
+            d.name, d.version, self._input.numeric_columns, d.classes, d.class_names, d.metadata, drift_max_features,
+            categories=[
+                (j, c.name, frozenset(c.categories or ()))
+                for j, c in enumerate(d.signature.inputs)
+                if c.type == "string" and c.categories is not None and c.unknown == "accept"
+            ],
+            string_columns={c.name: j for j, c in enumerate(d.signature.inputs) if c.type == "string"},
+        )  # fmt: skip
 
     @property
     def ready(self) -> bool:
@@ -87,20 +97,22 @@ class Predictor:
         return True
 
     def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
-        """Predict a validated ``(n_rows, n_features)`` float matrix and record it in the version's metrics."""
+        """Predict validated rows (:mod:`..rest.records`) and record them in the version's metrics."""
         prediction = self.predict_quietly(rows, with_probabilities)
-        self.metrics.observe(rows, prediction.labels)
+        self.metrics.observe(self._input.numeric(rows), prediction.labels)
+        if rows.dtype == object:
+            self.metrics.observe_categories(rows)
         return prediction
 
     def predict_quietly(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
         """Predict, recording only the model call's duration: a shadow call (:mod:`.shadow`), not served."""
         start = time.perf_counter()
-        prediction = _call(self._runtime, self.description, rows, with_probabilities)
+        prediction = _call(self._runtime, self.description, self._input(rows), with_probabilities)
         self.metrics.inference_seconds.observe(time.perf_counter() - start)
         return prediction
 
 
-def _call(runtime: Runtime, description: ModelDescription, rows: np.ndarray, with_probabilities: bool) -> Prediction:
+def _call(runtime: Runtime, description: ModelDescription, rows: Any, with_probabilities: bool) -> Prediction:
     if with_probabilities and description.has_probabilities:
         labels, probabilities = runtime.predict_with_probabilities(rows)
         return Prediction(labels=labels, probabilities=probabilities)
@@ -130,6 +142,13 @@ def describe(
         classes = tuple(np.asarray(classes).tolist())
         recorded = meta.get("class_names")
         class_names = tuple(str(n) for n in (recorded if recorded and len(recorded) == len(classes) else classes))
+    fitted = getattr(estimator, "feature_names_in_", None)
+    try:
+        signature = read_signature(
+            meta, tuple(str(f) for f in feature_names), None if fitted is None else tuple(str(f) for f in fitted)
+        )
+    except SignatureError as exc:
+        raise ModelLoadError(str(exc)) from None
     return ModelDescription(
         name=name or str(meta.get("name") or artifact.path.parent.name or "model"),
         version=version or str(meta.get("version") or "1"),
@@ -141,9 +160,6 @@ def describe(
         classes=classes,
         class_names=class_names,
         has_probabilities=classes is not None and callable(getattr(estimator, "predict_proba", None)),
+        signature=signature,
         metadata=meta,
     )
-
-
-def _is_row(value: Any, n: int) -> bool:
-    return isinstance(value, list) and len(value) == n and all(isinstance(v, int | float) for v in value)

@@ -7,6 +7,11 @@ set built from the model's own split thresholds (each threshold, its neighbourin
 and random points around them): labels identical and probabilities within
 ``PROBABILITY_TOLERANCE``. Otherwise the model is served by scikit-learn and the reason is
 logged and published in the model metadata.
+
+A scikit-learn Pipeline whose last step is such a forest (preprocessing, then the trees) runs
+its preprocessing in scikit-learn and its forest on Treelite (:class:`PipelineRuntime`, named
+``sklearn+treelite``), the forest checked as above on its own input space: the steps before it
+are scikit-learn's either way.
 """
 
 from __future__ import annotations
@@ -90,6 +95,29 @@ class TreeliteRuntime:
         return self._classes.take(raw.argmax(axis=1))
 
 
+class PipelineRuntime:
+    """A Pipeline's steps before its last in scikit-learn, then its last step (a forest) on another runtime."""
+
+    name = "sklearn+treelite"
+
+    def __init__(self, preprocessing: Any, final: Runtime) -> None:
+        self._preprocessing = preprocessing
+        self._final = final
+
+    def _features(self, rows: Any) -> np.ndarray:
+        features = self._preprocessing.transform(rows)
+        return features.toarray() if hasattr(features, "toarray") else np.asarray(features)  # sparse one-hot: dense
+
+    def predict(self, rows: Any) -> np.ndarray:
+        return self._final.predict(self._features(rows))
+
+    def predict_proba(self, rows: Any) -> np.ndarray:
+        return self._final.predict_proba(self._features(rows))
+
+    def predict_with_probabilities(self, rows: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self._final.predict_with_probabilities(self._features(rows))
+
+
 @dataclass(frozen=True)
 class RuntimeChoice:
     runtime: Runtime
@@ -102,6 +130,16 @@ def select_runtime(estimator: Any, preference: str = "auto") -> RuntimeChoice:
     kind = type(estimator).__name__
     if preference == "sklearn":
         return RuntimeChoice(sklearn_runtime, "MODEL_RUNTIME=sklearn")
+    steps = getattr(estimator, "steps", None)
+    if kind == "Pipeline" and steps and len(steps) > 1 and type(steps[-1][1]).__name__ in TREELITE_ESTIMATORS:
+        forest = select_runtime(steps[-1][1], preference)
+        if not isinstance(forest.runtime, TreeliteRuntime):
+            return RuntimeChoice(sklearn_runtime, f"Pipeline ending in {forest.reason.removeprefix('no exact ')}")
+        before = ", ".join(name for name, _ in steps[:-1])
+        return RuntimeChoice(
+            PipelineRuntime(estimator[:-1], forest.runtime),
+            f"Pipeline: its steps {before} on scikit-learn, its {type(steps[-1][1]).__name__} on {forest.reason}",
+        )
     if kind not in TREELITE_ESTIMATORS:
         return RuntimeChoice(sklearn_runtime, f"no exact fast runtime for {kind}")
     try:

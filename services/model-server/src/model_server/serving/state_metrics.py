@@ -24,7 +24,6 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..config import Settings
-from ..monitoring.drift import BIN_LABELS
 from ..monitoring.metrics import PREFIX
 from .live_models import Servable, Snapshot
 
@@ -47,7 +46,8 @@ _GAUGES: dict[str, tuple[str, list[str]]] = {
         ["model", "version"],
     ),
     "feature_reference_share": (
-        "Share of the training sample in each reference bin (0..9) of a feature, per loaded version.",
+        "Share of the training sample in each reference bin of a column, per loaded version: deciles 0..9 of a "
+        "number, the most frequent categories and other of a string, and missing where the column takes it.",
         ["model", "version", "feature", "bin"],
     ),
     "prediction_reference_share": (
@@ -96,9 +96,10 @@ class ServingCollector:
         for servable in self._snapshot.servables():
             d = servable.description
             info.add_metric([d.name, d.version, d.sha256, d.runtime], 1)
-            values = d.metadata.get("feature_means")
-            if isinstance(values, list) and len(values) == d.n_features:
-                for feature, mean in zip(d.feature_names[: self._max_features], values, strict=False):
+            values = d.metadata.get("feature_means")  # of the numeric columns, in order
+            numeric = [c.name for c in d.signature.inputs if c.numeric]
+            if isinstance(values, list) and len(values) == len(numeric):
+                for feature, mean in zip(numeric[: self._max_features], values, strict=False):
                     if isinstance(mean, int | float):
                         means.add_metric([d.name, d.version, feature], float(mean))
 
@@ -140,9 +141,9 @@ class ServingCollector:
         heldout = _gauge("model_heldout_accuracy")
         for servable in self._snapshot.servables():
             d, version_metrics = servable.description, servable.predictor.metrics
-            for feature in version_metrics.reference.features:
-                for label, share in zip(BIN_LABELS, feature.shares, strict=True):
-                    feature_shares.add_metric([d.name, d.version, feature.name, label], share)
+            for column in (*version_metrics.reference.features, *version_metrics.reference.categories):
+                for label, share in column.bin_shares().items():
+                    feature_shares.add_metric([d.name, d.version, column.name, label], share)
             for label, share in _class_shares(servable).items():
                 prediction_shares.add_metric([d.name, d.version, label], share)
             has_reference.add_metric([d.name, d.version], 1 if version_metrics.has_drift_reference else 0)

@@ -1,4 +1,9 @@
-"""A sample of tabular data for the packager: a CSV file with a header row, or a 2-D ``.npy`` array.
+"""A sample of tabular data for the packager: a CSV file with a header row, a Parquet file, or a 2-D ``.npy`` array.
+
+A model fitted on a pandas DataFrame is packaged from the DataFrame its training data reads as
+(:func:`read_frame`: ``pandas.read_csv``, or ``read_parquet``, with pyarrow installed), whatever
+its column types. A model fitted on a plain array is packaged from a numeric matrix
+(:func:`read_table`):
 
 :func:`read_table` returns the feature matrix (float64, finite values only) and, when ``target``
 names a column (a header name for CSV, an integer index for ``.npy``), that column apart. CSV is
@@ -16,10 +21,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 FORMATS = (".csv", ".npy")
+FRAME_FORMATS = (".csv", ".parquet")
 
 
 class DataError(Exception):
@@ -42,6 +49,37 @@ def read_table(path: Path, target: str | None = None) -> Table:
     if suffix == ".npy":
         return _read_npy(path, target)
     raise DataError(f"{path}: unsupported format {suffix or '(no suffix)'!r}; expected .csv (with a header) or .npy")
+
+
+@dataclass(frozen=True)
+class Frame:
+    path: Path
+    x: Any  # a pandas DataFrame: the feature columns as pandas read them
+    y: np.ndarray | None  # the target column (its values as read); None without a target
+
+
+def read_frame(path: Path, target: str | None = None) -> Frame:
+    """A ``.csv`` (with a header) or ``.parquet`` file as pandas reads it, the target apart; DataError if unusable."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix not in FRAME_FORMATS:
+        raise DataError(
+            f"{path}: a model fitted on a DataFrame is packaged from .csv (with a header) or .parquet, not {suffix!r}"
+        )
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except ImportError as exc:
+        raise DataError(f"{path}: reading Parquet needs pyarrow installed ({exc})") from None
+    except Exception as exc:  # pandas' parsers raise many kinds
+        raise DataError(f"{path} cannot be read: {type(exc).__name__}: {exc}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    if target is not None and target not in frame.columns:
+        raise DataError(f"{path} has no column {target!r} (columns: {', '.join(frame.columns)})")
+    y = None if target is None else frame[target].to_numpy()
+    x = frame.drop(columns=[target]) if target is not None else frame
+    _require_shape(path, len(x), len(x.columns))
+    return Frame(path=path, x=x, y=y)
 
 
 def _read_csv(path: Path, target: str | None) -> Table:

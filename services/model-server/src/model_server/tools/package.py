@@ -32,10 +32,12 @@ import numpy as np
 import sklearn
 import skops.io
 
-from ..monitoring.reference import feature_reference, prediction_shares
+from ..monitoring.reference import category_reference, feature_reference, numeric_reference, prediction_shares
 from ..repository.artifact import DEFAULT_TRUSTED_TYPES, METADATA_NAME, _one_line, sha256_of
-from .dataset import DataError, Table, read_table
+from ..repository.signature import MAX_CATEGORIES, Signature
+from .dataset import FRAME_FORMATS, DataError, Frame, Table, read_frame, read_table
 from .publish import PublishError, new_version_dir, publish
+from .signature import SignatureDerivationError, derive_signature, input_example
 
 ARTIFACT_NAME = "model.skops"
 DEFAULT_MAX_FEATURES = 32  # as the server's DRIFT_MAX_FEATURES
@@ -56,26 +58,31 @@ def package(
     target_column: str | None = None,
     eval_path: Path | None = None,
     max_features: int = DEFAULT_MAX_FEATURES,
+    max_categories: int = MAX_CATEGORIES,
 ) -> tuple[Path, dict[str, Any]]:
     """Publish ``<repository>/<name>/<version>`` from an estimator file and a training sample."""
     new_version_dir(repository, name, version)  # refuse before any work
     estimator = load_estimator(estimator_path)
-    training = read_table(train_path, target_column)
+    # A model fitted on a DataFrame (it knows its columns' names) is packaged from the DataFrame its data reads as
+    # (a .npy sample of one is a matrix of its numeric columns, as before).
+    named = getattr(estimator, "feature_names_in_", None) is not None
+    read = read_frame if named and train_path.suffix.lower() in FRAME_FORMATS else read_table
+    training = read(train_path, target_column)
     feature_names = _feature_names(estimator, training)
     metrics = None
     if eval_path is not None:
         if target_column is None:
             raise PackageError("--eval-data needs --target-column (the true labels of the held-out rows)")
-        evaluation = read_table(eval_path, target_column)
-        if training.feature_names and evaluation.feature_names and evaluation.feature_names != training.feature_names:
-            raise PackageError(f"{eval_path}: its columns {list(evaluation.feature_names)} differ from {train_path}'s")
+        evaluation = read(eval_path, target_column)
+        if _names(evaluation) and _names(training) and _names(evaluation) != _names(training):
+            raise PackageError(f"{eval_path}: its columns {_names(evaluation)} differ from {train_path}'s")
         _feature_names(estimator, evaluation)
         metrics = held_out_metrics(estimator, evaluation)
 
     def write(directory: Path) -> dict[str, Any]:
         metadata = write_model_dir(
             directory, estimator, training.x, name=name, version=version, feature_names=feature_names,
-            max_features=max_features, metrics=metrics,
+            max_features=max_features, max_categories=max_categories, metrics=metrics,
         )  # fmt: skip
         _check_round_trip(directory / ARTIFACT_NAME, estimator, training.x)
         return metadata
@@ -110,7 +117,7 @@ def load_estimator(path: Path) -> Any:
     return estimator
 
 
-def held_out_metrics(estimator: Any, evaluation: Table) -> dict[str, Any]:
+def held_out_metrics(estimator: Any, evaluation: Table | Frame) -> dict[str, Any]:
     """``{"accuracy": ..., "eval_rows": n}`` of a classifier on held-out rows with their target column."""
     classes = getattr(estimator, "classes_", None)
     if classes is None or evaluation.y is None:
@@ -123,17 +130,36 @@ def held_out_metrics(estimator: Any, evaluation: Table) -> dict[str, Any]:
 def write_model_dir(
     directory: Path,
     estimator: Any,
-    x_train: np.ndarray,
+    x_train: Any,
     *,
     name: str,
     version: str,
     feature_names: Sequence[str],
     class_names: Sequence[str] | None = None,
     max_features: int = DEFAULT_MAX_FEATURES,
+    max_categories: int = MAX_CATEGORIES,
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``model.skops`` and ``metadata.json`` into the existing ``directory``; return the metadata."""
+    """Write ``model.skops`` and ``metadata.json`` into the existing ``directory``; return the metadata.
+
+    ``x_train``: the training sample, a float matrix, or the pandas DataFrame a model fitted on one
+    was trained with (its signature is derived from it: :mod:`.signature`).
+    """
+    if hasattr(x_train, "columns"):
+        try:
+            signature = derive_signature(x_train, estimator, max_categories)
+        except SignatureDerivationError as exc:
+            raise PackageError(str(exc)) from None
+        numeric = [c.name for c in signature.inputs if c.numeric]
+        x_numeric = x_train[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        named = getattr(estimator, "feature_names_in_", None) is not None
+        signature, numeric, x_numeric = (
+            Signature.of_doubles(list(feature_names), frame=named),
+            list(feature_names),
+            x_train,
+        )
     artifact = directory / ARTIFACT_NAME
     skops.io.dump(estimator, artifact)
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -149,13 +175,20 @@ def write_model_dir(
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         "feature_names": list(feature_names),
+        "signature": _signature_json(signature),
     }
+    if hasattr(x_train, "columns"):
+        metadata["input_example"] = input_example(x_train, signature)
     classes = getattr(estimator, "classes_", None)
     if classes is not None:
         metadata["class_names"] = list(class_names) if class_names is not None else [str(c) for c in classes]
-    metadata["feature_means"] = [round(float(m), 6) for m in x_train.mean(axis=0)]
+    # The mean of each numeric column over its values present (the drift reference's, too).
+    metadata["feature_means"] = [round(float(m), 6) for m in _column_means(x_numeric)]
     metadata["training_rows"] = len(x_train)
-    reference: dict[str, Any] = {"features": feature_reference(x_train, feature_names, max_features)}
+    if hasattr(x_train, "columns"):
+        reference: dict[str, Any] = {"features": _column_references(x_train, signature, max_features)}
+    else:
+        reference = {"features": feature_reference(x_numeric, numeric, max_features)}
     if classes is not None:
         reference["predictions"] = prediction_shares(_predict(estimator, x_train), classes, metadata["class_names"])
     metadata["reference"] = reference
@@ -175,18 +208,24 @@ def untrusted_types(artifact: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_server.package", description=__doc__.splitlines()[0])
     parser.add_argument("--estimator", type=Path, required=True, help="the fitted estimator: .skops, .joblib or .pkl")
-    parser.add_argument("--train-data", type=Path, required=True, help="a training sample: .csv with header, or .npy")
+    parser.add_argument(
+        "--train-data", type=Path, required=True, help="a training sample: .csv with header, .parquet, or .npy"
+    )
     parser.add_argument("--target-column", help="the target column of both data files (CSV: name; .npy: index)")
     parser.add_argument("--name", required=True, help="the model's name in the repository")
     parser.add_argument("--version", required=True, help="the new version: a positive integer")
     parser.add_argument("--repository", type=Path, required=True, help="the model repository folder")
     parser.add_argument("--eval-data", type=Path, help="held-out rows with the target column: records accuracy")
     parser.add_argument("--max-features", type=_at_least_zero, default=DEFAULT_MAX_FEATURES, help="features to bin")
+    parser.add_argument(
+        "--max-categories", type=_at_least_zero, default=MAX_CATEGORIES, help="categories listed per string column"
+    )
     args = parser.parse_args(argv)
     try:
         path, metadata = package(
             args.estimator, args.train_data, name=args.name, version=args.version, repository=args.repository,
             target_column=args.target_column, eval_path=args.eval_data, max_features=args.max_features,
+            max_categories=args.max_categories,
         )  # fmt: skip
     except (PackageError, PublishError, DataError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
@@ -201,19 +240,61 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"path": str(path), **summary}))
 
 
-def _feature_names(estimator: Any, table: Table) -> list[str]:
+def _feature_names(estimator: Any, table: Table | Frame) -> list[str]:
     """The feature names of ``table`` (header, else the estimator's, else x0..), checked against the estimator."""
     n = int(estimator.n_features_in_)
-    if table.x.shape[1] != n:
-        raise PackageError(f"{table.path} has {table.x.shape[1]} feature columns, but the estimator takes {n}")
     fitted = getattr(estimator, "feature_names_in_", None)
     fitted = None if fitted is None else [str(f) for f in fitted]
+    if isinstance(table, Frame):  # the model picks its columns by name: the data may hold more
+        missing = [name for name in fitted or () if name not in table.x.columns]
+        if missing:
+            raise PackageError(f"{table.path} has no column {missing[0]!r}, which the estimator was fitted on")
+        return list(fitted or ())
+    if table.x.shape[1] != n:
+        raise PackageError(f"{table.path} has {table.x.shape[1]} feature columns, but the estimator takes {n}")
     if table.feature_names is not None and fitted is not None and list(table.feature_names) != fitted:
         raise PackageError(f"{table.path}: the header names {list(table.feature_names)}, the estimator {fitted}")
     return list(table.feature_names or fitted or [f"x{i}" for i in range(n)])
 
 
-def _as_classes(evaluation: Table, classes: np.ndarray) -> np.ndarray:
+def _names(table: Table | Frame) -> list[str] | None:
+    if isinstance(table, Frame):
+        return [str(c) for c in table.x.columns]
+    return list(table.feature_names) if table.feature_names is not None else None
+
+
+def _signature_json(signature: Signature) -> dict[str, Any]:
+    recorded = signature.model_dump(mode="json", exclude_none=True)
+    for column in recorded["inputs"]:
+        if column["type"] != "string":
+            column.pop("unknown")
+    return recorded
+
+
+def _column_references(frame: Any, signature: Signature, max_features: int) -> dict[str, Any]:
+    """The drift reference of the first ``max_features`` columns (in the model's order) that have one."""
+    references: dict[str, Any] = {}
+    for column in signature.inputs:
+        if len(references) >= max_features:
+            break
+        values = frame[column.name]
+        if column.numeric:
+            entry = numeric_reference(values.to_numpy(dtype=np.float64, na_value=np.nan), column.nullable)
+        elif column.type == "string":
+            entry = category_reference(values.astype(object).where(values.notna(), None).tolist(), column.nullable)
+        else:
+            entry = None  # booleans: no reference yet
+        if entry is not None:
+            references[column.name] = entry
+    return references
+
+
+def _column_means(x: np.ndarray) -> np.ndarray:
+    present = ~np.isnan(x)
+    return np.where(present, x, 0.0).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
+
+
+def _as_classes(evaluation: Table | Frame, classes: np.ndarray) -> np.ndarray:
     """The target column as the estimator's class values (text "2" or 2.0 name class 2)."""
     numeric = classes.dtype.kind in "iuf"
     known = {(float(c) if numeric else str(c)): c for c in classes.tolist()}
@@ -230,16 +311,17 @@ def _as_classes(evaluation: Table, classes: np.ndarray) -> np.ndarray:
     return np.asarray(labels, dtype=classes.dtype)
 
 
-def _predict(estimator: Any, x: np.ndarray) -> np.ndarray:
+def _predict(estimator: Any, x: Any) -> np.ndarray:
     with warnings.catch_warnings():
         # An estimator fitted on a named table, given a plain array as the server gives it.
         warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
         return np.asarray(estimator.predict(x))
 
 
-def _check_round_trip(artifact: Path, estimator: Any, x: np.ndarray) -> None:
+def _check_round_trip(artifact: Path, estimator: Any, x: Any) -> None:
     restored = skops.io.load(artifact, trusted=skops.io.get_untrusted_types(file=artifact))
-    if not np.array_equal(_predict(restored, x[:ROUND_TRIP_ROWS]), _predict(estimator, x[:ROUND_TRIP_ROWS])):
+    head = x.iloc[:ROUND_TRIP_ROWS] if hasattr(x, "iloc") else x[:ROUND_TRIP_ROWS]
+    if not np.array_equal(_predict(restored, head), _predict(estimator, head)):
         raise PackageError(f"{artifact.name} does not predict like the estimator it was written from")
 
 

@@ -1,0 +1,156 @@
+"""Tabular models through ``/predict``: every row format, every refusal naming the row and the column.
+
+Two scikit-learn Pipelines fitted on the penguins DataFrame (imputer, one-hot, scaler; then a
+forest that accepts unknown categories, or a logistic regression that refuses them), packaged
+from the CSV with ``model_server.package``. Every answer is compared with what the fitted
+pipeline itself predicts on the same rows, as pandas read them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from model_server.app import create_app
+from model_server.config import Settings
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from harness import penguins
+
+from ..helpers import assert_error, scrape, scraped
+
+UNKNOWN = "model_server_unknown_categories_total"
+
+
+def scrape_text(client: FlaskClient) -> dict:
+    return scrape(client.get("/metrics").get_data(as_text=True))
+
+
+def client_of(apps: dict[str, Flask], name: str) -> FlaskClient:
+    return apps[name].test_client()
+
+
+def predict(client: FlaskClient, features: Any, **extra: Any) -> dict[str, Any]:
+    response = client.post("/predict", json={"features": features, **extra})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+@pytest.mark.parametrize("name", [penguins.FOREST, penguins.LOGISTIC])
+def test_every_row_in_every_format_answers_what_the_pipeline_predicts(
+    apps: dict[str, Flask], fitted: dict[str, Pipeline], name: str
+) -> None:
+    frame = penguins.features()
+    expected = fitted[name].predict(frame).tolist()
+    records = penguins.records(frame)
+    arrays = [list(record.values()) for record in records]  # the data's column order is the signature's
+    assert list(frame.columns) == list(fitted[name].feature_names_in_)
+    client = client_of(apps, name)
+
+    assert predict(client, records)["prediction"] == expected
+    assert predict(client, arrays)["prediction"] == expected
+    one_by_one = [predict(client, record)["prediction"][0] for record in records[:40]]
+    assert one_by_one == expected[:40]
+    assert [predict(client, array)["prediction"][0] for array in arrays[:40]] == expected[:40]
+    answer = predict(client, records, return_probabilities=True)
+    np.testing.assert_allclose(answer["probabilities"], fitted[name].predict_proba(frame), rtol=0, atol=1e-12)
+    assert answer["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def test_rows_with_missing_values_are_imputed_as_in_training(
+    apps: dict[str, Flask], fitted: dict[str, Pipeline]
+) -> None:
+    # Row 3 of the data has every measurement and the sex missing; row 8 only the sex.
+    frame = penguins.features().iloc[[3, 8]]
+    assert frame.isna().sum(axis=1).tolist() == [5, 1]
+    answer = predict(client_of(apps, penguins.FOREST), penguins.records(frame))
+    assert answer["prediction"] == fitted[penguins.FOREST].predict(frame).tolist()
+
+
+def test_an_unknown_category_is_accepted_where_the_encoder_ignores_it(
+    apps: dict[str, Flask], fitted: dict[str, Pipeline]
+) -> None:
+    record = {**penguins.records()[0], "island": "Atlantis"}
+    frame = pd.DataFrame([record]).astype(penguins.features().dtypes.to_dict())
+    client = client_of(apps, penguins.FOREST)
+    labels = {"model": penguins.FOREST, "version": "1"}
+    before = {c: scraped(scrape_text(client), UNKNOWN, **labels, column=c) for c in ("island", "sex")}
+
+    assert predict(client, [record, {**record, "island": "Biscoe"}, record])["prediction"] == (
+        fitted[penguins.FOREST].predict(pd.concat([frame, frame.assign(island="Biscoe"), frame])).tolist()
+    )
+    after = {c: scraped(scrape_text(client), UNKNOWN, **labels, column=c) for c in ("island", "sex")}
+    assert None not in before.values(), "each string column's series exists from the start, at 0"
+    assert {c: after[c] - before[c] for c in after} == {"island": 2, "sex": 0}
+
+
+GOOD = penguins.records()[0]  # Torgersen, 39.1, 18.7, 181.0, 3750.0, male, 2007
+
+
+@pytest.mark.parametrize(
+    ("features", "fragments"),
+    [
+        # a missing column, an unknown column
+        ([GOOD, {k: v for k, v in GOOD.items() if k != "island"}], ["features: row 1, column 'island': missing"]),
+        ({**GOOD, "beak": 1}, ["features: row 0, column 'beak': not a column of the model", "island, bill_length_mm"]),
+        # wrong types
+        ({**GOOD, "bill_length_mm": "39.1"}, ["row 0, column 'bill_length_mm': expected a number, got a string"]),
+        ({**GOOD, "island": 3}, ["row 0, column 'island': expected a string, got a number"]),
+        ({**GOOD, "year": True}, ["row 0, column 'year': expected an integer, got a boolean"]),
+        ([GOOD, GOOD, {**GOOD, "year": 3.7}], ["row 2, column 'year': 3.7 is not an integer", "not truncated"]),
+        ({**GOOD, "body_mass_g": 1e39}, ["row 0, column 'body_mass_g': 1e+39 is not a finite number"]),
+        ({**GOOD, "year": 2**63}, ["row 0, column 'year'", "out of the 64-bit integer range"]),
+        # an unknown category where the encoder fails on one
+        (
+            {**GOOD, "sex": "unknown"},
+            ["row 0, column 'sex': 'unknown' is not a category the model knows (female, male)"],
+        ),
+        # positional rows
+        (["Biscoe", 1.0], ["features: row 0 has 2 values; the model takes 7: island, bill_length_mm"]),
+        (
+            [["Biscoe", 1, 2, 3, 4, "male", 2008], ["Biscoe", 1, 2, 3, 4, 5, 2008]],
+            ["row 1, column 'sex': expected a string"],
+        ),
+        ([GOOD, ["Biscoe"]], ["features: row 1 must be an object of column: value, got an array"]),
+        ("Biscoe", ["'features' must be an array or an object, got a string"]),
+    ],
+)
+def test_a_value_that_does_not_fit_its_column_is_422_naming_the_row_and_column(
+    apps: dict[str, Flask], features: Any, fragments: list[str]
+) -> None:
+    response = client_of(apps, penguins.LOGISTIC).post("/predict", json={"features": features})
+    assert_error(response, 422, *fragments)
+
+
+def test_null_is_refused_where_the_model_cannot_take_a_missing_value(tmp_path: Path) -> None:
+    # Fitted without imputing the numbers, on the complete rows: a missing measurement makes it fail.
+    complete = penguins.data().dropna()
+    model = penguins.pipeline(LogisticRegression(max_iter=2000), impute=False)
+    model.fit(complete.drop(columns=penguins.TARGET), complete[penguins.TARGET])
+    work = tmp_path / "work"
+    work.mkdir()
+    complete.to_csv(work / "penguins.csv", index=False)
+    penguins.publish_penguins(tmp_path / "models", work, "strict", model)
+    client = create_app(Settings(model_repository=tmp_path / "models")).test_client()
+
+    first = penguins.records(complete.drop(columns=penguins.TARGET))[0]
+    record = {**first, "bill_depth_mm": None}
+    assert_error(
+        client.post("/predict", json={"features": [first, record]}),
+        422,
+        "features: row 1, column 'bill_depth_mm': null is not allowed",
+    )
+    assert predict(client, {**record, "bill_depth_mm": 18.0, "sex": None})["prediction"]  # the sex is imputed
+
+
+def test_too_many_rows_are_413(apps: dict[str, Flask]) -> None:
+    app = apps[penguins.FOREST]
+    limit = app.extensions["model_server"].settings.max_batch_rows
+    response = app.test_client().post("/predict", json={"features": [GOOD] * (limit + 1)})
+    assert_error(response, 413, f"{limit + 1} rows exceed the limit of {limit}")

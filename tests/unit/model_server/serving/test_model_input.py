@@ -1,0 +1,73 @@
+"""The frame a tabular model is given is the frame pandas reads from a CSV of the same rows.
+
+The training data of such a model was read with pandas (``read_csv``): each column's dtype and
+its missing-value marker are what the fitted imputers and encoders saw. The same rows written as
+CSV (empty cells for missing values) and read back must equal the frame the server builds from
+the validated rows.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from model_server.repository.signature import Column, Signature
+from model_server.serving.model_input import ModelInput
+
+SIGNATURE = Signature(
+    inputs=(
+        Column(name="island", type="string", nullable=True, categories=("Biscoe", "Dream"), dtype="str"),
+        Column(name="length", type="double", nullable=True, dtype="float64"),
+        Column(name="year", type="long", nullable=True, dtype="int64"),
+        Column(name="tagged", type="boolean", nullable=True, dtype="bool"),
+    ),
+    frame=True,
+)
+
+
+def as_read_from_csv(rows: list[list]) -> pd.DataFrame:
+    text = "island,length,year,tagged\n" + "\n".join(",".join("" if v is None else str(v) for v in row) for row in rows)
+    return pd.read_csv(io.StringIO(text))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [["Biscoe", 39.1, 2007, True], ["Dream", 40.5, 2008, False]],  # nothing missing
+        [["Biscoe", None, 2007, True], [None, 40.5, None, None]],  # something missing in every column
+        [[None, None, None, None]],
+    ],
+)
+def test_the_frame_is_what_pandas_reads_from_a_csv_of_the_rows(rows: list[list]) -> None:
+    built = ModelInput(SIGNATURE)(np.array(rows, dtype=object))
+
+    expected = as_read_from_csv(rows)
+    if expected["island"].isna().all():  # an all-empty column reads as float64; the training column was text
+        expected["island"] = expected["island"].astype("str")
+    if expected["tagged"].isna().all():
+        expected["tagged"] = expected["tagged"].astype(object)
+    pd.testing.assert_frame_equal(built, expected)
+
+
+def test_a_numeric_signature_is_a_float_frame_or_the_matrix_itself() -> None:
+    rows = np.array([[1.0, 2.0]])
+    assert ModelInput(Signature.of_doubles(["a", "b"]))(rows) is rows
+    frame = ModelInput(Signature.of_doubles(["a", "b"], frame=True))(rows)
+    pd.testing.assert_frame_equal(frame, pd.DataFrame({"a": [1.0], "b": [2.0]}))
+
+
+def test_the_numeric_view_has_nan_for_missing_values() -> None:
+    view = ModelInput(SIGNATURE).numeric(np.array([["Biscoe", None, 2007, True]], dtype=object))
+    assert view.dtype == np.float64
+    np.testing.assert_array_equal(view, [[np.nan, 2007.0]])
+
+
+def test_the_warm_up_row_comes_from_the_example_or_fits_each_column() -> None:
+    model_input = ModelInput(SIGNATURE)
+    recorded = {"island": "Dream", "length": 41.0, "year": 2009, "tagged": False}
+    assert model_input.example({"input_example": recorded}).tolist() == [["Dream", 41.0, 2009, False]]
+    assert model_input.example({}).tolist() == [[None, None, None, None]]  # every column nullable
+    strict = ModelInput(Signature(inputs=(Column(name="s", type="string", categories=("x", "y")),), frame=True))
+    assert strict.example({"input_example": {"s": 3}}).tolist() == [["x"]]

@@ -1,0 +1,75 @@
+"""The signature the packager derives: types from the training DataFrame, what the model accepts asked of the model."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from model_server.repository.signature import Column
+from model_server.tools.signature import SignatureDerivationError, derive_signature, input_example
+from sklearn.compose import make_column_transformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from harness import penguins
+
+
+def test_the_penguins_pipelines_signatures() -> None:
+    frame = penguins.features()
+    forest = derive_signature(frame, penguins.forest())
+    assert forest.frame and forest.names == tuple(frame.columns)
+    assert forest.inputs[0] == Column(
+        name="island", type="string", nullable=True, categories=("Biscoe", "Dream", "Torgersen"), dtype="str"
+    )
+    assert forest.inputs[1] == Column(name="bill_length_mm", type="double", nullable=True, dtype="float64")
+    assert forest.inputs[6] == Column(name="year", type="long", nullable=True, dtype="int64")  # imputed
+    logistic = derive_signature(frame, penguins.logistic())
+    assert [c.unknown for c in logistic.inputs if c.type == "string"] == ["refuse", "refuse"]
+    assert input_example(frame, forest) == {
+        "island": "Torgersen", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0,
+        "body_mass_g": 3750.0, "sex": "male", "year": 2007,
+    }  # fmt: skip
+
+
+def test_nullable_is_what_the_model_takes() -> None:
+    complete = penguins.data().dropna()
+    x, y = complete.drop(columns=penguins.TARGET), complete[penguins.TARGET]
+    strict = penguins.pipeline(LogisticRegression(max_iter=2000), impute=False).fit(x, y)
+    signature = derive_signature(x, strict)
+    assert {c.name: c.nullable for c in signature.inputs} == {
+        "island": True, "bill_length_mm": False, "bill_depth_mm": False, "flipper_length_mm": False,
+        "body_mass_g": False, "sex": True, "year": False,
+    }  # fmt: skip  # the strings are imputed; the numbers are not
+    native = HistGradientBoostingClassifier(max_iter=5).fit(x[penguins.NUMBERS], y)  # takes NaN as it is
+    assert all(c.nullable for c in derive_signature(x, native).inputs)
+
+
+def test_training_data_with_missing_values_the_model_fails_on_is_refused() -> None:
+    complete = penguins.data().dropna()
+    strict = penguins.pipeline(LogisticRegression(max_iter=2000), impute=False)
+    strict.fit(complete.drop(columns=penguins.TARGET), complete[penguins.TARGET])
+    with pytest.raises(SignatureDerivationError, match="column 'bill_length_mm' has missing values"):
+        derive_signature(penguins.features(), strict)
+
+
+def test_too_many_categories_for_a_model_that_refuses_unknown_ones() -> None:
+    frame = pd.DataFrame({"code": [f"c{i}" for i in range(30)], "y": [i % 2 for i in range(30)]})
+    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["code"])), LogisticRegression())
+    model.fit(frame[["code"]], frame["y"])
+    with pytest.raises(SignatureDerivationError, match="30 categories, more than --max-categories"):
+        derive_signature(frame[["code"]], model, max_categories=10)
+    assert derive_signature(frame[["code"]], model, max_categories=30).inputs[0].unknown == "refuse"
+
+
+def test_a_column_mixing_strings_and_numbers_is_refused() -> None:
+    frame = pd.DataFrame({"code": ["a", 1, "b", 2], "y": [0, 1, 0, 1]})
+    model = make_pipeline(OneHotEncoder(handle_unknown="ignore"), LogisticRegression())
+    model.fit(frame[["code"]].astype(str), frame["y"])
+    with pytest.raises(SignatureDerivationError, match="mixes strings with int values"):
+        derive_signature(frame[["code"]], model)
+
+
+def test_a_missing_column_is_refused() -> None:
+    with pytest.raises(SignatureDerivationError, match="no column 'sex'"):
+        derive_signature(penguins.features().drop(columns="sex"), penguins.forest())
