@@ -9,10 +9,12 @@ published on 127.0.0.1 (nginx on all interfaces, as in production); the tests re
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,15 @@ class Stack(ComposeProject):
         return run(["docker", "exec", container, "python", "-c", code], timeout=30)
 
     # --- Prometheus ------------------------------------------------------------------------------
+    def last_rule_evaluation(self, record: str) -> float:
+        """When Prometheus last evaluated the rule group that holds ``record`` (Unix time)."""
+        response = requests.get(f"{self.prometheus_url}/api/v1/rules", params={"type": "record"}, timeout=10)
+        for group in response.json()["data"]["groups"]:
+            if any(rule.get("name") == record for rule in group["rules"]):
+                stamp = re.sub(r"(\.\d{6})\d*", r"\1", group["lastEvaluation"]).replace("Z", "+00:00")
+                return datetime.fromisoformat(stamp).timestamp()
+        raise AssertionError(f"no rule group records {record}")
+
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
         response = requests.get(f"{self.prometheus_url}/api/v1/query", params=params, timeout=10)

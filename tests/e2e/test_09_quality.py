@@ -15,12 +15,10 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +107,11 @@ def test_drift_of_unchanged_and_shifted_inputs(quality: Stack) -> None:
         } or None
 
     wait_for("Prometheus to scrape every value sent", counted, timeout=60, interval=2)
-    wait_for("the PSI rules to see them", lambda: recorded_psi(quality, "2", FEATURE)[0] > 0.25 or None, timeout=60)
+    all_scraped = time.time()  # an evaluation from now on sees every value (one before may have seen a part)
+    psi_rule = "model_server:feature_psi:1h"
+    wait_for("the PSI rules to run on all of them",
+             lambda: quality.last_rule_evaluation(psi_rule) > all_scraped or None, timeout=60)  # fmt: skip
+    assert recorded_psi(quality, "2", FEATURE)[0] > 0.25
 
     for feature in data.feature_names:
         unchanged, at = recorded_psi(quality, "1", feature)
@@ -131,16 +133,6 @@ def test_drift_of_unchanged_and_shifted_inputs(quality: Stack) -> None:
     assert not others, f"drift on unchanged traffic: {others}"
 
 
-def last_evaluation(stack: Stack, record: str) -> float:
-    """When Prometheus last evaluated the rule group that holds ``record`` (Unix time)."""
-    response = requests.get(f"{stack.prometheus_url}/api/v1/rules", params={"type": "record"}, timeout=10)
-    for group in response.json()["data"]["groups"]:
-        if any(rule.get("name") == record for rule in group["rules"]):
-            stamp = re.sub(r"(\.\d{6})\d*", r"\1", group["lastEvaluation"]).replace("Z", "+00:00")
-            return datetime.fromisoformat(stamp).timestamp()
-    raise AssertionError(f"no rule group records {record}")
-
-
 def test_live_accuracy_from_1000_feedback_pairs(quality: Stack) -> None:
     rng = random.Random(0)
     truth = [rng.randrange(3) for _ in range(1000)]
@@ -159,7 +151,7 @@ def test_live_accuracy_from_1000_feedback_pairs(quality: Stack) -> None:
     scraped = time.time()
     # The rule's last value may still come from an evaluation that saw only some replicas' pairs.
     wait_for("the accuracy rule to run on all of them",
-             lambda: last_evaluation(quality, "model_server:live_accuracy:1h") > scraped or None,
+             lambda: quality.last_rule_evaluation("model_server:live_accuracy:1h") > scraped or None,
              timeout=60, interval=2)  # fmt: skip
     accuracy = quality.scalar(query)
     assert accuracy == pytest.approx(0.87, abs=0.005), accuracy

@@ -26,7 +26,7 @@ def test_a_recorded_signature_is_read() -> None:
 def test_a_version_without_one_takes_non_null_doubles() -> None:
     signature = read_signature({}, ("a", "b"), None)
     assert signature == Signature.of_doubles(["a", "b"]) and signature.matrix and not signature.frame
-    assert read_signature({}, ("a", "b"), ("a", "b")).frame, "fitted on a DataFrame: given one"
+    assert not read_signature({}, ("a", "b"), ("a", "b")).frame, "fitted on a DataFrame: still the matrix, as ever"
 
 
 @pytest.mark.parametrize(

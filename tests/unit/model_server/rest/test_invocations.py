@@ -8,8 +8,10 @@ from the penguins DataFrame as pandas writes them (``to_dict(orient="split")``, 
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import pandas as pd
 import pytest
 from flask import Flask
 from sklearn.pipeline import Pipeline
@@ -56,12 +58,6 @@ def test_csv_with_a_header_row(apps: dict[str, Flask], fitted: dict[str, Pipelin
     for content_type in ("text/csv", "text/csv; charset=utf-8", "application/csv"):
         predictions = invoke(apps[penguins.FOREST], data=csv, content_type=content_type)
         assert predictions == fitted[penguins.FOREST].predict(FRAME).tolist()
-
-
-def test_one_row_of_values(tabular: Flask, fitted: dict[str, Pipeline]) -> None:
-    assert invoke(tabular, json={"instances": list(RECORDS[0].values())}) == (
-        fitted[penguins.LOGISTIC].predict(FRAME.iloc[:1]).tolist()
-    )
 
 
 GOOD = RECORDS[0]
@@ -116,3 +112,37 @@ def test_the_numeric_model_too(client: Any) -> None:
         == by_split
         == {"predictions": client.post("/predict", json={"features": rows}).get_json()["prediction"]}
     )
+
+
+@pytest.mark.parametrize(
+    ("csv", "fragment"),
+    [
+        ("island,island\nBiscoe,Dream\n", "CSV: the header names column 'island' twice"),
+        (
+            FRAME.to_csv(index=False).replace(",2007\n", ",1_0\n", 1),
+            "row 0, column 'year': expected a number, got '1_0'",
+        ),
+        # a 4,400-digit integer: refused as out of range, not a 500 from int()'s digit limit
+        (FRAME.to_csv(index=False).replace(",2007\n", ",9" + "0" * 4400 + "\n", 1), "row 0, column 'year'"),
+    ],
+)
+def test_csv_cells_are_read_as_pandas_reads_them(tabular: Flask, csv: str, fragment: str) -> None:
+    assert_error(tabular.test_client().post("/invocations", data=csv, content_type="text/csv"), 422, fragment)
+
+
+def test_csv_missing_values_are_pandas_defaults(tabular: Flask, fitted: dict[str, Pipeline]) -> None:
+    # pandas reads NA, n/a, NULL, nan ... as missing: so does the server (sex is imputed, a year is not missing).
+    csv = FRAME.iloc[:4].to_csv(index=False)
+    lines = csv.splitlines()
+    marked = "\n".join(
+        [lines[0], *(line.replace(",male,", ",NA,").replace(",female,", ",NULL,") for line in lines[1:])]
+    )
+    expected = fitted[penguins.LOGISTIC].predict(pd.read_csv(io.StringIO(marked))).tolist()
+    assert invoke(tabular, data=marked, content_type="text/csv") == expected
+
+
+def test_a_list_of_values_is_one_columns_values(tabular: Flask) -> None:
+    response = tabular.test_client().post("/invocations", json={"instances": list(GOOD.values())})
+    assert_error(response, 422, "'instances' holds a list of values, which is one column's; this model takes 7")
+    split = {"dataframe_split": {"columns": ["island", "island"], "data": [["Biscoe", "Dream"]]}}
+    assert_error(tabular.test_client().post("/invocations", json=split), 422, "names column 'island' twice")

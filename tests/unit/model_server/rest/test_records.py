@@ -8,9 +8,11 @@ pipeline itself predicts on the same rows, as pandas read them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,8 +20,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from model_server.app import create_app
 from model_server.config import Settings
+from model_server.tools.package import package
+from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
 from harness import penguins
 
@@ -154,3 +160,42 @@ def test_too_many_rows_are_413(apps: dict[str, Flask]) -> None:
     limit = app.extensions["model_server"].settings.max_batch_rows
     response = app.test_client().post("/predict", json={"features": [GOOD] * (limit + 1)})
     assert_error(response, 413, f"{limit + 1} rows exceed the limit of {limit}")
+
+
+def test_rows_that_fit_the_signature_but_not_the_model_are_422(tmp_path: Path) -> None:
+    # An integer column one-hot encoded (its categories are not a string column's: not in the signature) and a
+    # scaled number the tree's float32 cannot hold once scaled: the model refuses them, the client gets a 422.
+    frame = pd.DataFrame({"pclass": [1, 2, 3] * 10, "ratio": [0.004, 0.005, 0.006] * 10, "y": [0, 1, 1] * 10})
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="error"), ["pclass"]), (StandardScaler(), ["ratio"])),
+        DecisionTreeClassifier(random_state=0),
+    ).fit(frame[["pclass", "ratio"]], frame["y"])
+    work = tmp_path / "work"
+    work.mkdir()
+    frame.to_csv(work / "train.csv", index=False)
+    joblib.dump(model, work / "model.joblib")
+    package(
+        work / "model.joblib", work / "train.csv", name="m", version="1", repository=tmp_path / "r", target_column="y"
+    )
+    client = create_app(Settings(model_repository=tmp_path / "r")).test_client()
+
+    expected = model.predict(frame.loc[[1], ["pclass", "ratio"]]).tolist()
+    assert predict(client, {"pclass": 2, "ratio": 0.005})["prediction"] == expected
+    for record, fragment in [
+        ({"pclass": 4, "ratio": 0.005}, "Found unknown categories"),
+        ({"pclass": 1, "ratio": 1e37}, "infinity or a value too large"),
+    ]:
+        response = client.post("/predict", json={"features": record})
+        assert_error(response, 422, "model 'm' could not take these rows:", fragment)
+
+
+def test_nan_is_a_missing_value_of_a_nullable_number_column(
+    apps: dict[str, Flask], fitted: dict[str, Pipeline]
+) -> None:
+    # Python's json writes NaN for a float gap, and a pandas integer column with a gap is float: year too.
+    record = {**penguins.records()[0], "year": float("nan"), "bill_length_mm": float("nan")}
+    body = json.dumps({"features": [record]})  # NaN tokens, as Python clients send them
+    response = client_of(apps, penguins.FOREST).post("/predict", data=body, content_type="application/json")
+    assert response.status_code == 200, response.get_json()
+    frame = pd.DataFrame([record]).astype({"island": "str", "sex": "str"})
+    assert response.get_json()["prediction"] == fitted[penguins.FOREST].predict(frame).tolist()

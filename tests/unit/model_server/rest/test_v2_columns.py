@@ -143,6 +143,9 @@ def test_a_numeric_model_takes_its_columns_too(client: Any) -> None:
     by_columns = client.post("/v2/models/iris-rf/infer", json={"parameters": {"content_type": "pd"}, "inputs": columns})
     by_tensor = client.post("/v2/models/iris-rf/infer", json={"inputs": tensor})
     assert by_columns.get_json()["outputs"] == by_tensor.get_json()["outputs"]
+    # input-0 named under the pandas content type is still the rows' tensor
+    pd_tensor = client.post("/v2/models/iris-rf/infer", json={"parameters": {"content_type": "pd"}, "inputs": tensor})
+    assert pd_tensor.status_code == 200 and pd_tensor.get_json()["outputs"] == by_tensor.get_json()["outputs"]
     assert client.get("/v2/models/iris-rf").get_json()["inputs"] == [
         {"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}
     ]

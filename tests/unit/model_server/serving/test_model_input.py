@@ -9,12 +9,20 @@ the validated rows.
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
+from model_server.app import create_app
+from model_server.config import Settings
+from model_server.repository.artifact import sha256_of
 from model_server.repository.signature import Column, Signature
 from model_server.serving.model_input import ModelInput
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 SIGNATURE = Signature(
     inputs=(
@@ -71,3 +79,23 @@ def test_the_warm_up_row_comes_from_the_example_or_fits_each_column() -> None:
     assert model_input.example({}).tolist() == [[None, None, None, None]]  # every column nullable
     strict = ModelInput(Signature(inputs=(Column(name="s", type="string", categories=("x", "y")),), frame=True))
     assert strict.example({"input_example": {"s": 3}}).tolist() == [["x"]]
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # as it always did
+def test_a_version_packaged_before_signatures_is_given_the_float_matrix_as_always(tmp_path: Path) -> None:
+    # A logistic regression fitted on a DataFrame, published by hand with feature names of its own and no
+    # signature: it served a float matrix before signatures, and still does (no frame, whose names would clash).
+    iris = load_iris(as_frame=True)
+    model = LogisticRegression(max_iter=1000).fit(iris.data, iris.target)
+    folder = tmp_path / "models" / "lr" / "1"
+    folder.mkdir(parents=True)
+    skops.io.dump(model, folder / "model.skops")
+    metadata = {"artifact": "model.skops", "sha256": sha256_of(folder / "model.skops"),
+                "feature_names": ["sepal_length", "sepal_width", "petal_length", "petal_width"]}  # fmt: skip
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+
+    client = create_app(Settings(model_repository=tmp_path / "models")).test_client()
+    response = client.post("/predict", json={"features": [5.9, 3.0, 5.1, 1.8]})
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"prediction": model.predict(iris.data.iloc[[149]].to_numpy()).tolist()}

@@ -34,6 +34,7 @@ from ..versions import (
     iris_tree,
     label_of,
     publish_iris,
+    publish_wine,
     remove,
     scraped_versions,
     set_policy,
@@ -416,6 +417,22 @@ def test_weights_of_1e308_are_refused_and_the_last_valid_split_stays(
     assert scraped(samples, "model_server_model_config_invalid", model=MODEL) == 1
     [logged] = [line for line in lines() if line["message"].startswith("model config invalid")]
     assert "traffic.1" in logged["reason"]
+
+
+def test_a_shadow_that_takes_other_columns_is_ignored_and_said_so(replica: Replica, repo: Path) -> None:
+    # Version 2 of the model is a wine model (13 columns): the iris rows decoded for version 1 cannot be its input.
+    publish_wine(repo, 2, name=MODEL)
+    config = {"version_policy": {"all": {}}, "traffic": {"1": 100}, "shadow": {"version": "2", "percent": 100}}
+    (repo / MODEL / "config.json").write_text(json.dumps(config))
+
+    with json_logs() as lines:
+        replica.sync()
+
+    assert replica.loaded() == [1, 2]
+    assert replica.live_models.snapshot.routing(MODEL).shadow_version is None
+    [logged] = [line for line in lines() if line["message"] == "model rollout setting ignored"]
+    assert logged["reason"] == f"model {MODEL}: shadow version 2 ignored: it takes other columns than version 1"
+    assert replica.predict() == (1, label_of(1))
 
 
 def test_removing_the_newest_version_rolls_back_to_the_previous(replica: Replica, repo: Path) -> None:

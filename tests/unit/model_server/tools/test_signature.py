@@ -7,7 +7,7 @@ import pytest
 from model_server.repository.signature import Column
 from model_server.tools.signature import SignatureDerivationError, derive_signature, input_example
 from sklearn.compose import make_column_transformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
@@ -41,8 +41,30 @@ def test_nullable_is_what_the_model_takes() -> None:
         "island": True, "bill_length_mm": False, "bill_depth_mm": False, "flipper_length_mm": False,
         "body_mass_g": False, "sex": True, "year": False,
     }  # fmt: skip  # the strings are imputed; the numbers are not
-    native = HistGradientBoostingClassifier(max_iter=5).fit(x[penguins.NUMBERS], y)  # takes NaN as it is
-    assert all(c.nullable for c in derive_signature(x, native).inputs)
+    # A model that takes NaN as it is: nullable where training had missing values, not where it had none.
+    numbers = penguins.features()[penguins.NUMBERS]
+    native = HistGradientBoostingClassifier(max_iter=5).fit(numbers, penguins.data()[penguins.TARGET])
+    assert {c.name: c.nullable for c in derive_signature(numbers, native).inputs} == {
+        "bill_length_mm": True, "bill_depth_mm": True, "flipper_length_mm": True, "body_mass_g": True, "year": False,
+    }  # fmt: skip
+    # A forest takes NaN too (down a default branch), yet trained on complete numbers its columns are not
+    # nullable: the signature stays a float matrix, input-0 and all.
+    doubles = complete[penguins.NUMBERS[:4]]
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(doubles, y)
+    signature = derive_signature(doubles, forest)
+    assert signature.matrix and not any(c.nullable for c in signature.inputs)
+
+
+def test_a_boolean_column_and_a_category_column() -> None:
+    frame = pd.DataFrame({"flag": [True, False] * 10, "n": [float(i) for i in range(20)], "y": [0, 1] * 10})
+    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["flag"]), ("passthrough", ["n"])),
+                          LogisticRegression()).fit(frame[["flag", "n"]], frame["y"])  # fmt: skip
+    [flag, n] = derive_signature(frame[["flag", "n"]], model).inputs
+    assert flag == Column(name="flag", type="boolean", nullable=False, dtype="bool")
+    assert n == Column(name="n", type="double", nullable=False, dtype="float64")
+    categorical = frame.assign(flag=frame["flag"].astype(str).astype("category"))
+    with pytest.raises(SignatureDerivationError, match="column 'flag' has the pandas category dtype"):
+        derive_signature(categorical[["flag", "n"]], model)
 
 
 def test_training_data_with_missing_values_the_model_fails_on_is_refused() -> None:

@@ -105,8 +105,8 @@ def read_signature(metadata: dict, feature_names: tuple[str, ...], fitted_names:
     array); a frame signature must list exactly those, in that order.
     """
     recorded = metadata.get("signature")
-    if recorded is None:
-        return Signature.of_doubles(feature_names, frame=fitted_names is not None)
+    if recorded is None:  # packaged before signatures: the float matrix it was always given
+        return Signature.of_doubles(feature_names)
     if not isinstance(recorded, dict):
         raise SignatureError(f"'signature' must be an object, got {type(recorded).__name__}")
     try:

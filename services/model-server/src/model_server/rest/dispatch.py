@@ -26,7 +26,7 @@ from ..serving.predictor import Prediction
 from ..serving.routing import Unversioned
 from ..serving.shadow import ShadowJob, compares_probabilities
 from ..state import ServerState
-from .errors import ApiError, not_found, unavailable
+from .errors import ApiError, not_found, unavailable, unprocessable
 
 log = logging.getLogger(__name__)
 _request_rows = metrics.Children(metrics.REQUEST_ROWS)  # by route
@@ -112,6 +112,12 @@ def infer(target: Route, rows: np.ndarray, with_probabilities: bool = False) -> 
     except BatchInterrupted as exc:
         log.warning("micro-batch interrupted: %s", exc)
         raise unavailable("the model call this request shared was interrupted before it answered; retry") from None
+    except ValueError as exc:
+        # Rows that fit the signature but not the model: a category of a number column its encoder does not
+        # know, a value its scaling takes past float32. scikit-learn's input checks raise ValueError.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("model refused rows that fit its signature", extra={"reason": reason})
+        raise unprocessable(f"model {model.description.name!r} could not take these rows: {reason}") from None
     if shadow is not None:
         served = prediction if compare_probabilities else Prediction(prediction.labels)
         state.shadow.submit(ShadowJob(shadow, model.description.version, rows, served))

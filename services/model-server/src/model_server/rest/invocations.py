@@ -5,8 +5,8 @@ A client of an MLflow model server works unchanged: JSON with exactly one of
 * ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}`` (pandas' split orient;
   without ``columns``, the values are in the model's column order),
 * ``dataframe_records``: ``[{"column": value, ...}, ...]``,
-* ``instances`` or ``inputs`` (TF Serving's): records, arrays of values in column order, or
-  one array per column (``{"column": [...], ...}``),
+* ``instances`` or ``inputs`` (TF Serving's): records, arrays of values in column order, one
+  array per column (``{"column": [...], ...}``), or for a one-column model its values,
 
 and an optional ``params`` (none is taken), or ``text/csv`` with a header row. The answer is
 ``{"predictions": [...]}``. Like ``/predict`` it serves the default model (its traffic split
@@ -16,6 +16,7 @@ the version's signature, and a refusal is a 422 naming the row and the column (r
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,13 @@ def _rows_of(body: dict[str, Any], signature: Signature, max_rows: int) -> np.nd
         raise unprocessable(f"'{key}' must be an array of rows or an object of columns, got {json_type(data)}")
     if data and isinstance(data[0], dict):
         return rows_from_records(data, signature, max_rows, key)
-    if data and not isinstance(data[0], list):
-        data = [data]  # one row of values
+    if data and not isinstance(data[0], list):  # MLflow: a list of values is one column's values, a row each
+        if len(signature.inputs) != 1:
+            raise unprocessable(
+                f"'{key}' holds a list of values, which is one column's; this model takes {len(signature.inputs)} "
+                "columns: send rows (arrays or records) or one array per column"
+            )
+        data = [[value] for value in data]
     return rows_from_arrays(data, signature, max_rows, key)
 
 
@@ -90,6 +96,9 @@ def _split(data: Any, signature: Signature, max_rows: int) -> np.ndarray:
         return rows_from_arrays(rows, signature, max_rows, where)
     if not isinstance(columns, list) or not all(isinstance(name, str) for name in columns):
         raise unprocessable(f"'{where}.columns' must be an array of column names")
+    repeated = next((name for name, count in collections.Counter(columns).items() if count > 1), None)
+    if repeated is not None:
+        raise unprocessable(f"'{where}.columns' names column {repeated!r} twice")
     records = []
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(columns):

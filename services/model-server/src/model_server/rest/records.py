@@ -17,9 +17,11 @@ the DataFrame the model was fitted on.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +32,13 @@ from .errors import too_large, unprocessable
 from .validation import FLOAT32_MAX, json_type
 
 _INT64 = (-(2**63), 2**63 - 1)
+# What pandas' read_csv reads as a missing value by default (its na_values), and the numbers it reads.
+CSV_MISSING = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+     "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity)", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d{1,19}")
 _SHOWN_CATEGORIES = 10
 
 
@@ -40,7 +49,7 @@ class CellError(ValueError):
 def rows_from_records(records: Sequence[Any], signature: Signature, max_rows: int, where: str) -> np.ndarray:
     """JSON objects, one per row, keyed by column name -> the model's rows."""
     _check_count(len(records), max_rows, where)
-    position = signature.position()
+    position = signature.position()  # once: a record names up to every column
     checks = [_checker(column) for column in signature.inputs]
     rows = np.empty((len(records), len(signature.inputs)), dtype=object)
     for i, record in enumerate(records):
@@ -80,7 +89,8 @@ def rows_from_arrays(arrays: Sequence[Any], signature: Signature, max_rows: int,
 
 def rows_from_columns(columns: dict[str, Sequence[Any]], signature: Signature, max_rows: int, where: str) -> np.ndarray:
     """One JSON array of values per column name (all of the same length) -> the model's rows."""
-    unknown = next((name for name in columns if name not in signature.position()), None)
+    position = signature.position()
+    unknown = next((name for name in columns if name not in position), None)
     if unknown is not None:
         raise unprocessable(
             f"{where}: column {_shown(unknown)} is not a column of the model; its columns: {', '.join(signature.names)}"
@@ -117,6 +127,9 @@ def rows_from_csv(text: str, signature: Signature, max_rows: int, where: str = "
         raise unprocessable(f"{where}: not readable as CSV: {exc}") from None
     if not header:
         raise unprocessable(f"{where}: no header row; the first line names the columns")
+    repeated = next((name for name, count in collections.Counter(header).items() if count > 1), None)
+    if repeated is not None:
+        raise unprocessable(f"{where}: the header names column {_shown(repeated)} twice")
     by_name = {column.name: column for column in signature.inputs}
     records = []
     for i, line in enumerate(lines):
@@ -132,22 +145,19 @@ def rows_from_csv(text: str, signature: Signature, max_rows: int, where: str = "
 
 def _parsed(cell: str, column: Column, row: int, where: str) -> Any:
     """A CSV cell as the JSON value it stands for in ``column`` (the checks come after)."""
-    if cell == "":
+    if cell in CSV_MISSING:
         return None
     if column.type == "string":
         return cell
     if column.type == "boolean":
         lowered = cell.strip().lower()
         return {"true": True, "false": False}.get(lowered, cell)
-    try:
-        number = float(cell)
-    except ValueError:
-        raise unprocessable(
-            f"{where}: row {row}, column {column.name!r}: expected a number, got {_shown(cell)}"
-        ) from None
-    if column.type == "long" and number.is_integer() and "." not in cell and "e" not in cell.lower():
-        return int(cell)
-    return number
+    text = cell.strip()
+    if not _NUMBER.fullmatch(text):
+        raise unprocessable(f"{where}: row {row}, column {column.name!r}: expected a number, got {_shown(cell)}")
+    if column.type == "long" and _INTEGER.fullmatch(text):
+        return int(text)  # at most 19 digits: exact (a longer one is a float, refused as out of range)
+    return float(text)
 
 
 def _checked(check: Callable[[Any], Any], value: Any, row: int, column: Column, where: str) -> Any:
@@ -160,7 +170,7 @@ def _checked(check: Callable[[Any], Any], value: Any, row: int, column: Column, 
 def _checker(column: Column) -> Callable[[Any], Any]:
     """The check of one column's values: the value as the rows hold it, or CellError."""
     convert = _CONVERSIONS.get(column.type) or _category_check(column)
-    nullable, numeric = column.nullable, column.type == "double"
+    nullable, numeric = column.nullable, column.numeric
 
     def check(value: Any) -> Any:
         # NaN: how a Python client's JSON (and MLServer's pandas codec) may write a missing float

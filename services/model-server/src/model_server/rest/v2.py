@@ -197,6 +197,8 @@ def _input_rows(tensor: RequestInput, binary: bytes | None, model: ModelDescript
 
 def _columnar(req: InferenceRequest, signature: Signature) -> bool:
     """Whether the request sends one input per column (the pandas codec), rather than one ``input-0`` tensor."""
+    if signature.matrix and len(req.inputs) == 1 and req.inputs[0].name == INPUT_NAME:
+        return False  # the rows as one tensor, whatever content type the request names
     content_type = (req.parameters or {}).get("content_type")
     return content_type == "pd" or not signature.matrix or any(i.name != INPUT_NAME for i in req.inputs)
 

@@ -23,16 +23,18 @@ from ..repository.signature import Column, Signature
 class ModelInput:
     """The rows of one version's requests -> its model's input, and the numeric view its metrics count."""
 
-    def __init__(self, signature: Signature) -> None:
+    def __init__(self, signature: Signature, frame: bool | None = None) -> None:
+        """``frame``: whether the model is given a DataFrame (default: the signature's ``frame``)."""
         self.signature = signature
+        self.frame = signature.frame if frame is None else frame
         self.numeric_columns = tuple(c.name for c in signature.inputs if c.numeric)
         self._numeric_positions = [j for j, c in enumerate(signature.inputs) if c.numeric]
-        if signature.frame:
+        if self.frame:
             import pandas  # noqa: F401 - imported here, in the loader's thread, not on a first request
 
     def __call__(self, rows: np.ndarray) -> Any:
-        if not self.signature.frame:
-            return rows
+        if not self.frame:  # numbers only: an object matrix (nullable columns) as floats, NaN for missing
+            return rows.astype(np.float64) if rows.dtype == object else rows
         import pandas as pd
 
         names = self.signature.names
@@ -77,8 +79,6 @@ def _column(column: Column, values: np.ndarray) -> Any:
         return values.astype(bool)
     filled = values.copy()
     filled[missing] = np.nan
-    if column.dtype == "category":
-        return pd.Categorical(filled, categories=list(column.categories or ()))
     return filled if column.dtype in (None, "object") else pd.array(filled, dtype=column.dtype)
 
 

@@ -66,7 +66,8 @@ def prepare(artifact: Artifact, name: str = "", version: str = "", runtime: str 
     """
     choice = select_runtime(artifact.estimator, runtime)
     d = describe(artifact, name, version, choice.runtime.name, choice.reason)
-    model_input = ModelInput(d.signature)
+    # A bare forest on Treelite needs no column names: its rows stay a matrix, fitted on a DataFrame or not.
+    model_input = ModelInput(d.signature, frame=d.signature.frame and choice.runtime.name != "treelite")
     try:
         _call(choice.runtime, d, model_input(model_input.example(d.metadata)), with_probabilities=d.has_probabilities)
     except Exception as exc:
@@ -113,10 +114,13 @@ class Predictor:
 
 
 def _call(runtime: Runtime, description: ModelDescription, rows: Any, with_probabilities: bool) -> Prediction:
-    if with_probabilities and description.has_probabilities:
-        labels, probabilities = runtime.predict_with_probabilities(rows)
-        return Prediction(labels=labels, probabilities=probabilities)
-    return Prediction(labels=runtime.predict(rows))
+    # A value that overflows inside the model (a scaled number past float32) is refused by its input check as
+    # a ValueError (a 422: rest/dispatch.py), not first warned about on every such call.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if with_probabilities and description.has_probabilities:
+            labels, probabilities = runtime.predict_with_probabilities(rows)
+            return Prediction(labels=labels, probabilities=probabilities)
+        return Prediction(labels=runtime.predict(rows))
 
 
 def describe(

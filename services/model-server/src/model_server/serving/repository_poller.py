@@ -43,6 +43,7 @@ up with the repository before it accepts a connection (:func:`..app.start_pollin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import random
@@ -316,6 +317,15 @@ class RepositoryPoller:
     def _routing(self, name: str, config: ModelConfig, loaded: dict[int, Servable]) -> Routing:
         """The model's rollout over its loaded versions; what of its config is ignored is logged once."""
         routing, ignored = plan_routing(config, loaded)
+        if routing.shadow_version is not None:
+            columns = _columns(loaded[routing.shadow_version])
+            served = routing.versions or (max(loaded),)
+            other = next((v for v in served if v != routing.shadow_version and _columns(loaded[v]) != columns), None)
+            if other is not None:  # its rows would be decoded for the served version's columns: compared wrongly
+                ignored.append(
+                    f"shadow version {routing.shadow_version} ignored: it takes other columns than version {other}"
+                )
+                routing = dataclasses.replace(routing, shadow_version=None, shadow_share=0.0)
         for reason in ignored:
             self._log_once(logging.WARNING, f"model {name}: {reason}", "model rollout setting ignored")
         if routing.shadow_version is not None:
@@ -326,6 +336,11 @@ class RepositoryPoller:
         if reason not in self._logged and reason not in self._seen:
             log.log(level, message, extra={"reason": reason})
         self._seen.add(reason)
+
+
+def _columns(servable: Servable) -> tuple[tuple[str, str], ...]:
+    """The columns a version takes, as a request's rows are decoded for them: names and types, in order."""
+    return tuple((c.name, c.type) for c in servable.description.signature.inputs)
 
 
 def _rebuilt(

@@ -157,7 +157,7 @@ def select_runtime(estimator: Any, preference: str = "auto") -> RuntimeChoice:
 
 
 def validation_rows(estimator: Any, n: int = VALIDATION_ROWS, seed: int = 0) -> np.ndarray:
-    """Rows that probe every split: thresholds, their float32 neighbours, and points between."""
+    """Rows that probe every split: thresholds, their float32 neighbours, points between, and missing values."""
     rng = np.random.default_rng(seed)
     n_features = int(estimator.n_features_in_)
     per_feature: list[list[float]] = [[] for _ in range(n_features)]
@@ -179,7 +179,11 @@ def validation_rows(estimator: Any, n: int = VALIDATION_ROWS, seed: int = 0) -> 
             ]
         )
         columns.append(rng.choice(candidates, size=n))
-    return np.column_stack(columns)
+    rows = np.column_stack(columns)
+    # Missing values too (a nullable column's NaN): one row in 8 has one, in each column in turn.
+    missing = np.arange(0, n, 8)
+    rows[missing, missing // 8 % n_features] = np.nan
+    return rows
 
 
 def _compare(reference: SklearnRuntime, candidate: TreeliteRuntime, rows: np.ndarray, estimator: Any) -> str:

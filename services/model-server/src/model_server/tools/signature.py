@@ -6,9 +6,11 @@ For a model fitted on a pandas DataFrame (it has ``feature_names_in_``), each co
   ``boolean``, text (``str``, ``object`` of strings, ``category``) ``string``; ``dtype`` records
   the dtype itself, so that the server builds the same frame;
 * ``nullable``: asked of the model itself. A training row with that column missing (NaN) is
-  predicted; if the model answers, it handles a missing value there (an imputer, or a model that
-  takes NaN), and the column takes ``null``. Training data with missing values in a column
-  whose model fails on them is refused: that model could not have been fitted on it as given;
+  predicted; if the model answers, and training had missing values there or the pipeline's
+  steps before its last fill them (an imputer), the column takes ``null`` (a tree takes NaN
+  whatever it was trained on: that alone does not make a column nullable). Training data with
+  missing values in a column whose model fails on them is refused: that model could not have
+  been fitted on it as given;
 * ``categories`` (string columns): the training data's values, sorted, and ``unknown`` asked of
   the model the same way, with a value no training row has: ``refuse`` if the model fails on it.
   More than ``max_categories`` values with ``refuse`` is refused (raise the limit).
@@ -39,18 +41,22 @@ def derive_signature(frame: Any, estimator: Any, max_categories: int = MAX_CATEG
     if missing:
         raise SignatureDerivationError(f"the training data has no column {missing[0]!r}, which the model takes")
     frame = frame[names]
+    kinds = {name: _column_type(name, frame[name]) for name in names}
     probe_row = frame.iloc[[_most_complete_row(frame)]]
     _predict(estimator, probe_row, "a training row")
     columns = []
     for name in names:
         values = frame[name]
-        kind = _column_type(name, values)
+        kind = kinds[name]
         has_missing = bool(values.isna().any())
-        nullable = _accepts(estimator, probe_row, name, np.nan)
-        if has_missing and not nullable:
+        accepts_missing = _accepts(estimator, probe_row, name, np.nan)
+        if has_missing and not accepts_missing:
             raise SignatureDerivationError(
                 f"column {name!r} has missing values in the training data, but the model fails on one"
             )
+        # Nullable where training had missing values, or where the pipeline fills one (an imputer): not merely
+        # because the model takes NaN (every scikit-learn tree does, sending it down a default branch).
+        nullable = accepts_missing and (has_missing or _fills(estimator, probe_row, name))
         categories, unknown = None, "accept"
         if kind == "string":
             seen = sorted({str(v) for v in values.dropna().tolist()})
@@ -92,6 +98,10 @@ def input_example(frame: Any, signature: Signature) -> dict[str, Any]:
 
 
 def _column_type(name: str, values: Any) -> ColumnType:
+    if str(values.dtype) == "category":
+        raise SignatureDerivationError(
+            f"column {name!r} has the pandas category dtype, which is not served yet: fit on its values as strings"
+        )
     kind = values.dtype.kind
     if kind == "b":
         return "boolean"
@@ -115,27 +125,45 @@ def _most_complete_row(frame: Any) -> int:
 
 
 def _accepts(estimator: Any, row: Any, name: str, value: Any) -> bool:
+    """Whether the model predicts ``row`` with ``value`` in column ``name``, the column typed as the server would
+    build it (an integer column with a missing value as float64, a boolean one as object; pandas reads them so)."""
+    return _probe(estimator, row, name, value, predict=True)
+
+
+def _fills(estimator: Any, row: Any, name: str) -> bool:
+    """Whether the steps before a Pipeline's last fill a missing value of ``name`` (an imputer): their output
+    holds no NaN. A model that merely takes NaN (a tree sends it down a default branch) does not count."""
+    steps = getattr(estimator, "steps", None)
+    if type(estimator).__name__ != "Pipeline" or not steps or len(steps) < 2:
+        return False
+    return _probe(estimator[:-1], row, name, np.nan, predict=False)
+
+
+def _probe(estimator: Any, row: Any, name: str, value: Any, predict: bool) -> bool:
     probe = row.copy()
-    if (
-        isinstance(value, str)
-        and probe[name].dtype.kind not in "OUT"
-        and str(probe[name].dtype) not in ("str", "string")
-    ):
-        probe[name] = probe[name].astype(object)
-    probe.loc[probe.index[0], name] = value
+    kind = probe[name].dtype.kind
     try:
-        _predict(estimator, probe, "")
+        if value is np.nan and kind in "iu":
+            probe[name] = probe[name].astype(np.float64)
+        elif (value is np.nan and kind == "b") or (isinstance(value, str) and kind in "biuf"):
+            probe[name] = probe[name].astype(object)
+        probe.loc[probe.index[0], name] = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unknown category's warning is the answer sought, not news
+            if predict:
+                estimator.predict(probe)
+                return True
+            output = estimator.transform(probe)
+            output = output.toarray() if hasattr(output, "toarray") else np.asarray(output, dtype=np.float64)
+            return bool(np.isfinite(output).all())
     except Exception:
         return False
-    return True
 
 
 def _predict(estimator: Any, rows: Any, what: str) -> Any:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an unknown category's warning is the answer sought, not news
+        warnings.simplefilter("ignore")
         try:
             return estimator.predict(rows)
         except Exception as exc:
-            if what:
-                raise SignatureDerivationError(f"the model fails on {what}: {type(exc).__name__}: {exc}") from None
-            raise
+            raise SignatureDerivationError(f"the model fails on {what}: {type(exc).__name__}: {exc}") from None
