@@ -117,7 +117,8 @@ def rows_from_csv(text: str, signature: Signature, max_rows: int, where: str = "
     """CSV with a header row of column names -> the model's rows.
 
     Each cell is read as its column's type (a number, an integer, ``true``/``false``, text); an
-    empty cell is a missing value. Then every value is checked as a JSON one would be.
+    empty cell, or one of pandas' missing-value markers (``NA``, ``NULL``, ``nan``, ...), is a
+    missing value. Then every value is checked as a JSON one would be.
     """
     reader = csv.reader(io.StringIO(text))
     try:
