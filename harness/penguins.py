@@ -74,3 +74,19 @@ def records(frame: pd.DataFrame | None = None) -> list[dict[str, Any]]:
 
 def _json(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def pandas_codec_request(records: list[dict[str, Any]], flat: bool = False) -> dict[str, Any]:
+    """The V2 request MLServer's pandas codec writes for these rows (``PandasCodec.encode_request(df,
+    use_bytes=False)``): one input per column, shape [N, 1] (``flat``: [N]), strings as BYTES, null for missing."""
+    kinds = features().dtypes
+    inputs = []
+    for name in records[0]:
+        kind = kinds[name].kind if name in kinds else "f"
+        datatype = {"i": "INT64", "f": "FP64", "b": "BOOL"}.get(kind, "BYTES")
+        shape = [len(records)] if flat else [len(records), 1]
+        tensor: dict[str, Any] = {"name": name, "shape": shape, "datatype": datatype}
+        if datatype == "BYTES":
+            tensor["parameters"] = {"content_type": "str"}
+        inputs.append({**tensor, "data": [record[name] for record in records]})
+    return {"parameters": {"content_type": "pd"}, "inputs": inputs}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,7 +77,13 @@ class Stack(ComposeProject):
         return run(["docker", "exec", container, "python", "-c", code], timeout=30)
 
     # --- Prometheus ------------------------------------------------------------------------------
-    def last_rule_evaluation(self, record: str) -> float:
+    def wait_for_evaluation(self, record: str) -> None:
+        """Wait until the rule group that holds ``record`` runs again: that evaluation sees every sample scraped
+        until now (the one before may have seen only a part of them)."""
+        now = time.time()
+        wait_for(f"{record} to be evaluated again", lambda: self._last_evaluation(record) > now or None, timeout=60)
+
+    def _last_evaluation(self, record: str) -> float:
         """When Prometheus last evaluated the rule group that holds ``record`` (Unix time)."""
         response = requests.get(f"{self.prometheus_url}/api/v1/rules", params={"type": "record"}, timeout=10)
         for group in response.json()["data"]["groups"]:

@@ -30,7 +30,6 @@ from .stack import Stack, serving_repository
 
 FRAME = penguins.features()
 RECORDS = penguins.records(FRAME)
-DATATYPES = {"island": "BYTES", "sex": "BYTES", "year": "INT64"}  # the others: FP64
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +62,6 @@ def post(url: str, expected: int = 200, **body: Any) -> dict[str, Any]:
     return response.json()
 
 
-def pandas_columns(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """What ``mlserver.codecs.PandasCodec.encode_request(df, use_bytes=False)`` writes, missing values as null."""
-    inputs = []
-    for name in records[0]:
-        tensor = {"name": name, "shape": [len(records), 1], "datatype": DATATYPES.get(name, "FP64")}
-        if tensor["datatype"] == "BYTES":
-            tensor["parameters"] = {"content_type": "str"}
-        inputs.append({**tensor, "data": [record[name] for record in records]})
-    return {"parameters": {"content_type": "pd"}, "inputs": inputs}
-
-
 def test_every_row_in_every_format_answers_what_the_pipeline_predicts(
     stack: Stack, fitted: dict[str, Pipeline], served: str
 ) -> None:
@@ -90,9 +78,9 @@ def test_every_row_in_every_format_answers_what_the_pipeline_predicts(
         "/invocations text/csv": post(
             f"{url}/invocations", data=FRAME.to_csv(index=False), headers={"Content-Type": "text/csv"}
         )["predictions"],
-        "V2 pandas columns": post(f"{url}/v2/models/{served}/infer", json=pandas_columns(RECORDS))["outputs"][0][
-            "data"
-        ],
+        "V2 pandas columns": post(f"{url}/v2/models/{served}/infer", json=penguins.pandas_codec_request(RECORDS))[
+            "outputs"
+        ][0]["data"],
     }
     for form, predictions in answers.items():
         assert predictions == expected, form

@@ -19,24 +19,9 @@ from harness import penguins
 
 from ..helpers import assert_error
 
-DATATYPES = {"island": "BYTES", "sex": "BYTES", "year": "INT64"}  # the others: FP64
-
 
 def pandas_request(records: list[dict[str, Any]], flat: bool = False, **extra: Any) -> dict[str, Any]:
-    """The pandas codec's request for these rows (``flat``: shape [N] rather than [N, 1])."""
-    inputs = []
-    for name in records[0]:
-        values = [record[name] for record in records]
-        tensor: dict[str, Any] = {
-            "name": name,
-            "shape": [len(values)] if flat else [len(values), 1],
-            "datatype": DATATYPES.get(name, "FP64"),
-            "data": values,
-        }
-        if tensor["datatype"] == "BYTES":
-            tensor["parameters"] = {"content_type": "str"}
-        inputs.append(tensor)
-    return {"parameters": {"content_type": "pd"}, "inputs": inputs, **extra}
+    return {**penguins.pandas_codec_request(records, flat), **extra}
 
 
 def infer(app: Flask, name: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -134,13 +134,14 @@ def _features(
         raise InvalidReference(f"'reference.features' names {unknown[0]!r}, which is not a feature of the model")
     features, categories = [], []
     string_names = sorted(string_columns, key=string_columns.__getitem__)
+    numeric_columns = {name: j for j, name in enumerate(feature_names)}
     for name in [*feature_names, *string_names]:
         if name not in entries or len(features) + len(categories) >= max_features:
             continue
         if name in string_columns:
             categories.append(_category(name, string_columns[name], entries[name]))
         else:
-            features.append(_feature(name, list(feature_names).index(name), entries[name]))
+            features.append(_feature(name, numeric_columns[name], entries[name]))
     return tuple(features), tuple(categories)
 
 

@@ -114,13 +114,20 @@ class Predictor:
 
 
 def _call(runtime: Runtime, description: ModelDescription, rows: Any, with_probabilities: bool) -> Prediction:
-    # A value that overflows inside the model (a scaled number past float32) is refused by its input check as
-    # a ValueError (a 422: rest/dispatch.py), not first warned about on every such call.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if with_probabilities and description.has_probabilities:
-            labels, probabilities = runtime.predict_with_probabilities(rows)
-            return Prediction(labels=labels, probabilities=probabilities)
-        return Prediction(labels=runtime.predict(rows))
+    if not isinstance(rows, np.ndarray):
+        # A DataFrame's value that overflows inside the pipeline (a scaled number past float32) is refused by the
+        # model's input check as a ValueError (a 422: rest/dispatch.py), not first warned about on each such call.
+        # (A matrix's values are within float32 already: rest/validation.py.)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _predict(runtime, description, rows, with_probabilities)
+    return _predict(runtime, description, rows, with_probabilities)
+
+
+def _predict(runtime: Runtime, description: ModelDescription, rows: Any, with_probabilities: bool) -> Prediction:
+    if with_probabilities and description.has_probabilities:
+        labels, probabilities = runtime.predict_with_probabilities(rows)
+        return Prediction(labels=labels, probabilities=probabilities)
+    return Prediction(labels=runtime.predict(rows))
 
 
 def describe(
