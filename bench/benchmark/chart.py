@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 COLORS = {"tutorial": "#9e9e9e", "direct": "#64b5f6", "direct-nobatch": "#bbdefb", "stack": "#1565c0",
-          "mlserver": "#ef6c00"}  # fmt: skip
+          "mlserver": "#ef6c00", "stack-tabular": "#2e7d32", "mlserver-tabular": "#ffb74d"}  # fmt: skip
 
 
 def render_png(results: dict[str, Any], series: list[tuple[str, str, dict[int, Any]]], path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 import pickle
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import penguins
 from harness.commands import Failed, run
 from harness.compose import COMPOSE_FILE, ComposeProject
 from harness.docker import hardening_flags
@@ -20,6 +22,7 @@ from harness.docker import hardening_flags
 from .settings import Settings
 
 MODEL, SECOND = "iris-rf", "iris-rf-b"  # the image's model, served by /predict; the 2 x 2 repository's second
+TABULAR = penguins.FOREST  # the scikit-learn Pipeline on the penguins DataFrame (harness/penguins.py)
 IMAGE_MODEL_DIR = f"/opt/models/{MODEL}/1"
 TUTORIAL_ROW = [1, 2, 3, 4]
 EXPECTED_UNTRUSTED = {"sklearn.tree._tree.Tree"}  # what a forest's skops file holds beyond skops' trusted types
@@ -36,17 +39,17 @@ def readable(root: Path) -> None:
 
 @dataclass(frozen=True)
 class Layout:
-    models: dict[str, tuple[int, ...]]
-    config: dict[str, Any] = field(default_factory=dict)
-    second_config: dict[str, Any] = field(default_factory=dict)
+    """A repository: each model's versions (each a copy of the model's one version folder) and ``config.json``."""
 
-    def build(self, root: Path, version_dir: Path) -> Path:
+    models: dict[str, tuple[int, ...]]
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def build(self, root: Path, sources: Mapping[str, Path]) -> Path:
         shutil.rmtree(root, ignore_errors=True)
         for name, versions in self.models.items():
             for version in versions:
-                shutil.copytree(version_dir, root / name / str(version))
-        for name, config in ((MODEL, self.config), (SECOND, self.second_config)):
-            if config and name in self.models:
+                shutil.copytree(sources[name], root / name / str(version))
+            if config := self.configs.get(name):
                 (root / name / "config.json").write_text(json.dumps(config))
         readable(root)
         return root
@@ -54,11 +57,31 @@ class Layout:
 
 ALL = {"version_policy": {"all": {}}}
 ONE = Layout({MODEL: (1,)})
-TWO_BY_TWO = Layout({MODEL: (1, 2), SECOND: (1, 2)}, ALL, {"version_policy": {"latest": 2}})
-CANARY = Layout({MODEL: (1, 2)}, {**ALL, "traffic": {"1": 90, "2": 10}})
-SHADOW = Layout({MODEL: (1, 2)}, {**ALL, "traffic": {"1": 100}, "shadow": {"version": "2", "percent": 100}})
-# What the full stack (c) serves: every request-path feature at once.
-ALL_ON = Layout(TWO_BY_TWO.models, {**CANARY.config, "shadow": SHADOW.config["shadow"]}, TWO_BY_TWO.second_config)
+TWO_BY_TWO = Layout({MODEL: (1, 2), SECOND: (1, 2)}, {MODEL: ALL, SECOND: {"version_policy": {"latest": 2}}})
+CANARY = Layout({MODEL: (1, 2)}, {MODEL: {**ALL, "traffic": {"1": 90, "2": 10}}})
+SHADOW = Layout({MODEL: (1, 2)}, {MODEL: {**ALL, "traffic": {"1": 100}, "shadow": {"version": "2", "percent": 100}}})
+# What the full stack (c) serves: every request-path feature at once, on each model kind it is measured on.
+EVERY_FEATURE = {**CANARY.configs[MODEL], "shadow": SHADOW.configs[MODEL]["shadow"]}
+ALL_ON = Layout({**TWO_BY_TWO.models, TABULAR: (1, 2)},
+                {**TWO_BY_TWO.configs, MODEL: EVERY_FEATURE, TABULAR: EVERY_FEATURE})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A model kind the systems are measured on: the model, the check rows with its answers, the row wrk sends.
+    Both servers take the V2 request; the model server's numeric kind takes the tutorial's ``/predict`` body."""
+
+    key: str
+    model: str
+    rows: list[Any]
+    expected: list[Any]
+    load_row: Any
+
+    def v2(self, row: Any) -> dict[str, Any]:
+        """One row as a V2 request: an FP64 tensor [1, n], or a pandas-codec request (one input per column)."""
+        if isinstance(row, dict):
+            return penguins.pandas_codec_request([row])
+        return {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
 
 
 def load_model_dir(model_dir: Path) -> tuple[Any, dict[str, Any], str]:
@@ -91,8 +114,8 @@ class Context:
         self.run_label = {"bench.run": s.id}  # on every container the run starts outside compose
         self.model_dir = s.run_dir / "image-model"  # the image's iris-rf/1, copied out
         self.model_pickle = s.run_dir / "tutorial" / "model.pkl"
-        self.rows: list[list[float]] = []  # the check rows, and the model's answers to them
-        self.expected: list[Any] = []
+        self.workloads: dict[str, Workload] = {}  # by kind: "numeric" (the image's model), "tabular"
+        self.sources: dict[str, Path] = {}  # each model's version folder, from which the repositories are built
         self.model_info: dict[str, Any] = {}
         # How docker-compose.yml runs a replica and nginx, read in prepare().
         self.replica_env, self.replica_hardening, self.replica_port, self.nginx_port = {}, [], 0, 0
@@ -117,11 +140,11 @@ class Context:
         (self.nginx_port,) = (int(port["target"]) for port in config["services"]["nginx"]["ports"])
         project.compose("build", "model", timeout=1200)
         self._copy_model()
-        repository = ALL_ON.build(s.run_dir / "repo-stack", self.model_dir)
+        self._package_tabular()
+        repository = ALL_ON.build(s.run_dir / "repo-stack", self.sources)
         project.env.update({"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(repository), "DEFAULT_MODEL": MODEL})
 
     def _copy_model(self) -> None:
-        import joblib
 
         s = self.settings
         name = f"bench-{s.id}-modelcopy"
@@ -131,16 +154,12 @@ class Context:
         finally:
             run(["docker", "rm", "-f", name], timeout=60, check=False)
         model, metadata, digest = load_model_dir(self.model_dir)
-        self.rows = check_rows()
-        self.expected = model.predict(self.rows).tolist()
+        rows = check_rows()
+        numeric = Workload("numeric", MODEL, rows, model.predict(rows).tolist(), TUTORIAL_ROW)
+        self.workloads["numeric"], self.sources = numeric, {MODEL: self.model_dir, SECOND: self.model_dir}
         self.model_pickle.parent.mkdir(parents=True, exist_ok=True)
         self.model_pickle.write_bytes(pickle.dumps(model))
-        folder = s.run_dir / "mlserver" / MODEL  # MLServer's repository: a joblib file and its model-settings.json
-        folder.mkdir(parents=True, exist_ok=True)
-        joblib.dump(model, folder / "model.joblib")
-        parameters = {"uri": "./model.joblib", "version": str(metadata.get("version", "1"))}
-        mlserver = {"name": MODEL, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": parameters}
-        (folder / "model-settings.json").write_text(json.dumps(mlserver, indent=2))
+        self._for_mlserver(numeric, model)
         self.model_info = {
             "estimator": type(model).__name__,
             "params": {key: model.get_params()[key] for key in ("n_estimators", "max_depth", "random_state")},
@@ -148,15 +167,44 @@ class Context:
             "sha256": digest,
             "metadata": {key: metadata.get(key) for key in ("name", "version", "created", "sklearn_version",
                                                             "numpy_version", "python_version", "metrics")},
-            "check_rows": len(self.rows),
-            "identical_refit_agrees": self._retrained_agrees(model),
-            "prediction_for_tutorial_row": self.expected[self.rows.index(TUTORIAL_ROW)],
+            "check_rows": len(rows),
+            "identical_refit_agrees": self._retrained_agrees(model, rows),
+            "prediction_for_tutorial_row": numeric.expected[rows.index(TUTORIAL_ROW)],
         }  # fmt: skip
 
-    def _retrained_agrees(self, model: Any) -> bool:
+    def _package_tabular(self) -> None:
+        """The penguins Pipeline, fitted here and packaged from its CSV as a user would; its check rows are the
+        complete ones (MLServer's pandas codec cannot send a missing string)."""
+        s, pipeline = self.settings, penguins.forest()
+        self.sources[TABULAR] = penguins.publish_penguins(s.run_dir / "tabular", s.run_dir / "tabular-work", TABULAR,
+                                                          pipeline)  # fmt: skip
+        frame = penguins.features().dropna()
+        rows = penguins.records(frame)
+        self.workloads["tabular"] = Workload("tabular", TABULAR, rows, pipeline.predict(frame).tolist(), rows[0])
+        self._for_mlserver(self.workloads["tabular"], pipeline)
+        steps = " → ".join(type(step).__name__ for step in pipeline.named_steps.values())
+        self.model_info["tabular"] = {
+            "pipeline": steps,
+            "columns": {c: str(t) for c, t in frame.dtypes.items()},
+            "check_rows": len(rows),
+            "source": "harness/penguins.py, model_server.package",
+        }
+
+    def _for_mlserver(self, workload: Workload, model: Any) -> None:
+        """MLServer's repository for a kind: a joblib file and its model-settings.json (the scikit-learn runtime)."""
+        import joblib
+
+        folder = self.settings.run_dir / f"mlserver-{workload.key}" / workload.model
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(model, folder / "model.joblib")
+        parameters = {"uri": "./model.joblib", "version": "1"}
+        mlserver = {"name": workload.model, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": parameters}
+        (folder / "model-settings.json").write_text(json.dumps(mlserver, indent=2))
+
+    def _retrained_agrees(self, model: Any, rows: list[list[float]]) -> bool:
         """Whether the server's own recipe, run here, makes a model that predicts the check rows alike."""
         from model_server.tools.train import train
 
         train(self.settings.run_dir / "retrained", MODEL, "1")
         retrained, _, _ = load_model_dir(self.settings.run_dir / "retrained")
-        return bool(np.array_equal(retrained.predict(self.rows), model.predict(self.rows)))
+        return bool(np.array_equal(retrained.predict(rows), model.predict(rows)))

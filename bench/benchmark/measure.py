@@ -1,5 +1,6 @@
 """Measuring each system in turn, then each group's paired rounds (bench/README.md, What it measures, Paired rounds).
-wrk's Lua scripts (bench/wrk) end with report.lua's ``done()``: one ``BENCH_JSON {...}`` line of exact counters."""
+wrk runs bench/wrk/request.lua: it POSTs the system's body (written to a file named by ``WRK_BODY``) and ends with
+report.lua's ``done()``: one ``BENCH_JSON {...}`` line of exact counters."""
 
 import http.client
 import json
@@ -56,10 +57,10 @@ def requests_per_core(rps: float, cpu: Mapping[str, Any]) -> float | None:
     return round(rps / (cpu["sut_cores"] + cpu["engine_cores"]), 1) if cpu["sut_cores"] > 0 else None
 
 
-def wrk_command(target: Target, path: str, script: str, threads: int, c: int, seconds: int, timeout: int) -> list[str]:
+def wrk_command(target: Target, path: str, threads: int, c: int, seconds: int, timeout: int) -> list[str]:
     """``wrk`` at ``target.url(path)`` with its latency histogram, at most one thread per connection."""
     return ["wrk", f"-t{max(1, min(threads, c))}", f"-c{c}", f"-d{seconds}s",
-            f"--timeout={timeout}s", "--latency", "-s", script, target.url(path)]  # fmt: skip
+            f"--timeout={timeout}s", "--latency", "-s", "request.lua", target.url(path)]  # fmt: skip
 
 
 def wrk_report(output: str) -> dict[str, Any]:
@@ -104,14 +105,15 @@ def wait_for_idle(s: Settings) -> dict[str, Any]:
 def run_wrk(s: Settings, system: System, c: int, seconds: int, tag: str, measured: bool = False,
             bystanders: Sequence[System] = ()) -> dict[str, Any]:  # fmt: skip
     """One wrk run; when ``measured``, with the CPU and memory of the system and the CPU of the (frozen) bystanders."""
-    args = wrk_command(system.target, system.path, system.script, s.wrk_threads, c, seconds, s.wrk_timeout)
-    out_path = s.run_dir / f"wrk-{system.key}-c{c}-{tag}.txt"
+    args = wrk_command(system.target, system.path, s.wrk_threads, c, seconds, s.wrk_timeout)
+    out_path, body = s.run_dir / f"wrk-{system.key}-c{c}-{tag}.txt", s.run_dir / f"body-{system.key}.json"
+    body.write_text(json.dumps(system.body(system.work.load_row)))
     cpu0, engine0, throttle0 = (system.cpu(), system.engine_cpu(), system.throttling()) if measured else ({}, {}, {})
     bystanders0 = [other.cpu() for other in bystanders] if measured else []
     busy0, t0 = host_busy_seconds(), time.monotonic()
     with out_path.open("w") as out:
         proc = subprocess.Popen(args, cwd=BENCH_DIR / "wrk", stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)  # fmt: skip
+                                stdin=subprocess.DEVNULL, env={**os.environ, "WRK_BODY": str(body)})  # fmt: skip
     memory, pid = {}, 0
     try:
         if measured:  # steady load: sample memory half-way
@@ -159,11 +161,12 @@ def measure(ctx: Context, system: System, concurrency: list[int], waiting: Seque
     try:
         result["machine_before"] = wait_for_idle(s)
         log(f"{system.key}: starting")
+        system.workload = ctx.workloads[system.kind]
         system.start(ctx)
         target = system.target
         result.update(startup_s=round(time.monotonic() - t0, 1), settings=system.settings, check=system.check(ctx),
                       address={"host": target.host, "port": target.port, "where": target.where})  # fmt: skip
-        log(f"{system.key}: up in {result['startup_s']}s at {target}; {len(ctx.rows)} answers correct")
+        log(f"{system.key}: up in {result['startup_s']}s at {target}; {len(system.work.rows)} answers correct")
         for c in concurrency:
             result["runs"].append(measure_concurrency(s, system, c, waiting if s.freezes_single_runs else ()))
         result.update(system.after_runs(ctx))
@@ -239,9 +242,12 @@ def plan(s: Settings) -> list[tuple[Group, str]]:
     """Every group with why it is left out ("" if measured: restricted to the chosen systems, at c=16 or the most)."""
     c_all, c_guard = (16 if 16 in levels else max(levels) for levels in (s.concurrency, s.feature_concurrency))
     headline = Group("headline", "full stack vs MLServer", "mlserver", ("stack",), c_all)
+    tabular = Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), c_all)
     guard = Group("guard", "performance guard: each row vs the baseline", FEATURE_ROWS[0], FEATURE_ROWS[1:], c_guard)
     planned = []
-    for group, chosen, variable in ((headline, s.systems, "BENCH_SYSTEMS"), (guard, s.features, "BENCH_FEATURES")):
+    chosen_by = ((headline, s.systems, "BENCH_SYSTEMS"), (tabular, s.systems, "BENCH_SYSTEMS"),
+                 (guard, s.features, "BENCH_FEATURES"))  # fmt: skip
+    for group, chosen, variable in chosen_by:
         kept = group.restricted(chosen)
         if s.rounds == 0:
             planned.append((group, "BENCH_ROUNDS=0"))

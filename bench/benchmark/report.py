@@ -10,14 +10,20 @@ from typing import Any
 from . import chart
 from .settings import BASELINE, BENCH_DIR, CONTROL
 
-ORDER = ["tutorial", "direct", "direct-nobatch", "stack", "mlserver"]
+ORDER = ["tutorial", "direct", "direct-nobatch", "stack", "mlserver", "stack-tabular", "mlserver-tabular"]
 SHORT = {"tutorial": "a) tutorial app", "direct": "b) 1 replica direct", "direct-nobatch": "b') 1 replica, "
-         "batching off", "stack": "c) full stack (nginx + 3)", "mlserver": "d) MLServer"}  # fmt: skip
+         "batching off", "stack": "c) full stack (nginx + 3)", "mlserver": "d) MLServer",
+         "stack-tabular": "c-t) full stack, penguins", "mlserver-tabular": "d-t) MLServer, penguins"}  # fmt: skip
 GUARD = {"f-none": "baseline: 1 model x 1 version, drift off", "f-control": "control: the baseline again (noise floor)",
          "f-drift": "+ drift counting", "f-repository": "+ 2 models x 2 versions", "f-canary": "+ canary 10 %",
          "f-shadow": "+ shadow 100 %", "f-reload": "2 x 2, then reload cycles"}  # fmt: skip
 # The targets.
 STACK_VS_MLSERVER = 10.0  # the full stack's req/s at c=16 over MLServer's, every feature on (and a lower p99)
+TABULAR_VS_MLSERVER = 8.0  # the same on the penguins Pipeline, against MLServer's pandas codec
+# Per model kind: its group of paired rounds, the stack's and MLServer's keys, the target, what is served.
+KINDS = {"numeric": ("headline", "stack", "mlserver", STACK_VS_MLSERVER, "iris forest, 4 doubles"),
+         "tabular": ("tabular", "stack-tabular", "mlserver-tabular", TABULAR_VS_MLSERVER,
+                     "penguins Pipeline, 7 mixed-type columns")}  # fmt: skip
 FEATURE_BUDGET = 0.05  # what drift counting, the repository and the canary may each cost of a replica's req/s
 BUDGETED = ("f-drift", "f-repository", "f-canary")
 SHADOW_P50_BUDGET_MS = 1.0  # what a 100 % shadow may add to the p50 at c=1 (its req/s cost is reported)
@@ -83,10 +89,10 @@ def cpu_us(run: dict[str, Any] | None, prefix: str = "") -> float | None:
     return sum(v for k, v in run["cpu"]["components_cores"].items() if k.startswith(prefix)) / run["rps"] * 1e6
 
 
-def headline_ok(comparison: dict[str, Any]) -> bool:
-    """At least STACK_VS_MLSERVER times MLServer's req/s and a lower p99 (paired medians)."""
+def beats(comparison: dict[str, Any], target: float) -> bool:
+    """At least ``target`` times MLServer's req/s and a lower p99 (paired medians)."""
     p99 = comparison["p99_paired"]["median"]
-    return comparison["rps_paired"]["median"] >= STACK_VS_MLSERVER and p99 is not None and p99 < 1
+    return comparison["rps_paired"]["median"] >= target and p99 is not None and p99 < 1
 
 
 def feature_ok(ratio: float) -> bool:
@@ -144,7 +150,8 @@ class Report:
     def markdown(self) -> str:
         warnings = self.warnings()
         blocks = self.header() + (["Warnings:", "\n".join(f"- ⚠ {w}" for w in warnings)] if warnings else [])
-        blocks += self.results_table() + self.ratios_section() + self.batching() + self.paired_section()
+        blocks += self.results_table() + self.kinds_section() + self.ratios_section() + self.batching()
+        blocks += self.paired_section()
         return "\n\n".join(blocks + self.guard_section() + self.settings_section() + self.failures(warnings)) + "\n"
 
     def paired(self, group: str, key: str) -> dict[str, Any] | None:
@@ -249,38 +256,21 @@ class Report:
         return out
 
     def ratios_section(self) -> list[str]:
-        stack, ml, direct, tut = self.stack, self.ml, self.direct, self.tut
-        c16 = 16 if 16 in self.conc else self.conc[len(self.conc) // 2]
-        sm = self.ratios()["stack_vs_mlserver"].get(c16) or {}
-        lead = [
-            f"- **Full stack vs MLServer at c={c16}: {fmt(sm.get('rps_ratio'))}× the req/s** "
-            f"({fmt(at(stack, c16, 'rps'), 0)} vs {fmt(at(ml, c16, 'rps'), 0)}); **p99 "
-            f"{fmt(at(stack, c16, 'latency_ms', 'p99'))} ms vs {fmt(at(ml, c16, 'latency_ms', 'p99'))} ms** "
-            f"({fmt(sm.get('p99_ratio'))}×)."
-        ]
-        if headline := self.paired("headline", "stack"):
-            lead.append(
-                f"- **Paired rounds at c={self.r['paired_rounds']['headline']['concurrency']} (the verdict's figure): "
-                f"{spread_ratio(headline['rps_paired'])} the req/s, p99 {spread_ratio(headline['p99_paired'])}** "
-                f"({self.how(headline, 'headline')} [min–max]; *Paired rounds*)."
-            )
+        stack, direct, tut = self.stack, self.direct, self.tut
         rows = []
         for c in self.conc:
-            s_rps, m_rps, d_rps, t_rps = (at(runs, c, "rps") for runs in (stack, ml, direct, tut))
-            s_p99, m_p99, d_p99, t_p99 = (at(runs, c, "latency_ms", "p99") for runs in (stack, ml, direct, tut))
+            s_rps, d_rps, t_rps = (at(runs, c, "rps") for runs in (stack, direct, tut))
+            s_p99, d_p99, t_p99 = (at(runs, c, "latency_ms", "p99") for runs in (stack, direct, tut))
             s_p50, d_p50 = at(stack, c, "latency_ms", "p50"), at(direct, c, "latency_ms", "p50")
             rows.append(
-                f"| {c} | {ratio_text(s_rps, m_rps)} | {ratio_text(s_p99, m_p99)} | {ratio_text(s_rps, d_rps)} | "
-                f"{delta_text(s_p50, d_p50)} | {delta_text(s_p99, d_p99)} | {ratio_text(s_rps, t_rps)} | "
-                f"{ratio_text(s_p99, t_p99)} |"
+                f"| {c} | {ratio_text(s_rps, d_rps)} | {delta_text(s_p50, d_p50)} | {delta_text(s_p99, d_p99)} | "
+                f"{ratio_text(s_rps, t_rps)} | {ratio_text(s_p99, t_p99)} |"
             )
-        header = (
-            "c: | stack / MLServer req/s: | stack / MLServer p99: | nginx overhead: stack / direct req/s: "
-            "| stack − direct p50: | stack − direct p99: | stack / tutorial req/s: | stack / tutorial p99:"
-        )
+        header = ("c: | nginx overhead: stack / direct req/s: | stack − direct p50: | stack − direct p99: "
+                  "| stack / tutorial req/s: | stack / tutorial p99:")  # fmt: skip
         blocks = [
             "## Ratios",
-            "\n".join(lead),
+            "Against MLServer: *Model kinds* above.",
             table(header, rows),
             "*nginx overhead* compares (c) with (b), which has the same total gunicorn workers and the same CPU the "
             "stack's replicas can use together: the difference is nginx's hop (and the split into 3 replicas).",
@@ -342,8 +332,8 @@ class Report:
                     cells += ["", "", "", "reference" if key == section["reference"] else "–"]
                 else:
                     of_medians, rps, p99 = (comparison[k] for k in ("rps_ratio_of_medians", "rps_paired", "p99_paired"))
-                    if name == "headline":
-                        verdict = f"{ok(headline_ok(comparison))} target ≥ {STACK_VS_MLSERVER:.0f}×, lower p99"
+                    if target := next((kind[3] for kind in KINDS.values() if kind[0] == name), None):
+                        verdict = f"{ok(beats(comparison, target))} target ≥ {target:.0f}×, lower p99"
                     elif key in BUDGETED:
                         verdict = f"{ok(feature_ok(rps['median']))} budget −{FEATURE_BUDGET:.0%}"
                     else:
@@ -421,7 +411,6 @@ class Report:
                     f"2 x 2 after its reload cycles: {ratio - 1:+.1%} of the baseline's req/s ({how}; reported)"
                 )
             verdicts += [reload_memory(row["reload_cycles"])] if row.get("reload_cycles") else []
-        verdicts += self.headline_verdict()
         if 16 in self.cost:
             nginx_us = self.cost[16][2]
             verdicts.append(
@@ -449,24 +438,59 @@ class Report:
             return []
         return [f"noise floor this run: control vs baseline {floor}, two identical replicas: no budget of its own"]
 
-    def headline_verdict(self) -> list[str]:
-        """The full stack against MLServer: from the paired rounds when they ran, else from the single runs at c=16."""
-        if (comparison := self.paired("headline", "stack")) is not None:
-            rps, p99 = comparison["rps_paired"], comparison["p99_paired"]
-            lower = p99["median"] is not None and p99["median"] < 1
-            return [
-                f"{ok(headline_ok(comparison))} full stack, every feature on, vs MLServer: {rps['median']:.2f}× the "
-                f"req/s ({self.how(comparison, 'headline')}, {rps['min']:.2f}–{rps['max']:.2f}×; target ≥ "
-                f"{STACK_VS_MLSERVER:.0f}×), p99 {fmt(p99['median'])}× MLServer's ({'lower' if lower else 'NOT lower'})"
-            ]
-        stack_rps, ml_rps = at(self.stack, 16, "rps"), at(self.ml, 16, "rps")
-        if not stack_rps or not ml_rps:
+    def versus_mlserver(self) -> list[str]:
+        """Each model kind's stack against MLServer: from the paired rounds when they ran, else the single runs."""
+        verdicts = []
+        for kind, (group, stack_key, ml_key, target, what) in KINDS.items():
+            name = f"full stack, every feature on, vs MLServer ({kind}: {what})"
+            if (comparison := self.paired(group, stack_key)) is not None:
+                rps, p99 = comparison["rps_paired"], comparison["p99_paired"]
+                lower = p99["median"] is not None and p99["median"] < 1
+                verdicts.append(
+                    f"{ok(beats(comparison, target))} {name}: {rps['median']:.2f}× the req/s "
+                    f"({self.how(comparison, group)}, {rps['min']:.2f}–{rps['max']:.2f}×; target ≥ {target:.0f}×), "
+                    f"p99 {fmt(p99['median'])}× MLServer's ({'lower' if lower else 'NOT lower'})"
+                )
+                continue
+            stack, ml = runs_of(self.r, stack_key), runs_of(self.r, ml_key)
+            if not (stack_rps := at(stack, 16, "rps")) or not (ml_rps := at(ml, 16, "rps")):
+                continue
+            lower = (at(stack, 16, "latency_ms", "p99") or 0) < (at(ml, 16, "latency_ms", "p99") or 0)
+            verdicts.append(
+                f"{ok(stack_rps / ml_rps >= target and lower)} {name} at c=16: {stack_rps / ml_rps:.2f}× the req/s "
+                f"(single run; target ≥ {target:.0f}×), p99 {'lower' if lower else 'NOT lower'}"
+            )
+        return verdicts
+
+    def kinds_section(self) -> list[str]:
+        """The model kinds side by side: each stack and MLServer on the same model and request, req/s and CPU."""
+        rows = []
+        for kind, (_, stack_key, ml_key, _, what) in KINDS.items():
+            stack, ml = runs_of(self.r, stack_key), runs_of(self.r, ml_key)
+            for c in sorted(set(stack) | set(ml)):
+                s_rps, m_rps = at(stack, c, "rps"), at(ml, c, "rps")
+                s_p99, m_p99 = at(stack, c, "latency_ms", "p99"), at(ml, c, "latency_ms", "p99")
+                rows.append(
+                    f"| {kind}: {what} | {c} | {fmt(s_rps, 0)} | {fmt(cpu_us(stack.get(c), 'model'), 0)} + "
+                    f"{fmt(cpu_us(stack.get(c), 'nginx'), 0)} | {fmt(s_p99)} | {fmt(m_rps, 0)} | "
+                    f"{fmt(cpu_us(ml.get(c)), 0)} | {fmt(m_p99)} | {ratio_text(s_rps, m_rps)} | "
+                    f"{ratio_text(s_p99, m_p99)} |"
+                )
+        if not (verdicts := self.versus_mlserver()) and not rows:
             return []
-        lower = (at(self.stack, 16, "latency_ms", "p99") or 0) < (at(self.ml, 16, "latency_ms", "p99") or 0)
+        header = ("model kind | c: | stack req/s: | stack CPU µs/request, replicas + nginx: | stack p99 ms: | MLServer "
+                  "req/s: | MLServer CPU µs/request: | MLServer p99 ms: | req/s ratio: | p99 ratio:")  # fmt: skip
         return [
-            f"{ok(stack_rps / ml_rps >= STACK_VS_MLSERVER and lower)} full stack, every feature on, vs MLServer at "
-            f"c=16: {stack_rps / ml_rps:.2f}× the req/s (single run; target ≥ {STACK_VS_MLSERVER:.0f}×), p99 "
-            f"{'lower' if lower else 'NOT lower'}"
+            "## Model kinds",
+            "One row per request on each kind of model, the same body to both servers: the numeric kind is the "
+            'tutorial\'s `{"features": [1, 2, 3, 4]}` to the stack and a V2 FP64 `[1, 4]` tensor to MLServer; the '
+            "tabular kind is one penguins row (2 string columns, 4 doubles, 1 integer) as MLServer's pandas codec "
+            "writes it (`content_type: pd`, one input per column) to `/v2/models/penguins-rf/infer` of both, MLServer "
+            "running its scikit-learn runtime on the same fitted Pipeline. The stack serves every kind from one "
+            "repository with every feature on (a 10 % canary and a 100 % shadow on each). The table holds single "
+            "runs; the verdicts below use the paired rounds where they ran.",
+            table(header, rows),
+            "\n".join(f"- {v}" for v in verdicts),
         ]
 
     def settings_section(self) -> list[str]:
@@ -510,6 +534,12 @@ class Report:
                 f"`{str(model.get('sha256', ''))[:12]}…`), a pickle for the tutorial, a joblib file for MLServer; "
                 f"every system answered all {model.get('check_rows')} check rows like it, before and after its "
                 f"measurement; an identical fit made by the benchmark agrees: {model.get('identical_refit_agrees')}."
+            )
+        if tabular := self.r.get("model", {}).get("tabular"):
+            lines.append(
+                f"- Tabular model: {tabular['pipeline']} fitted by the benchmark on the penguins columns "
+                f"{', '.join(f'{c} ({t})' for c, t in tabular['columns'].items())} ({tabular['source']}); every "
+                f"tabular system answered all {tabular['check_rows']} complete rows like it, before and after."
             )
         lines += [f"- Extra model-server env (BENCH_MODEL_ENV): `{s['model_env']}`."] if s.get("model_env") else []
         return ["## Settings", "\n".join([*lines, f"- Batching: {s.get('batching', {}).get('note', '–')}."])]

@@ -26,19 +26,26 @@ from .systems import Direct, Guarded, MLServer, Stack, System, Tutorial
 
 SERVER_SRC = ROOT / "services" / "model-server"
 BENCH_PACKAGES = ["Flask", "Werkzeug", "numpy", "scikit-learn", "scipy", "joblib", "skops", "psutil", "matplotlib",
-                  "pydantic-settings"]  # fmt: skip
+                  "pydantic-settings", "pandas", "palmerpenguins"]  # fmt: skip
 LOCAL = {"id", "project", "run_dir", "results_dir", "mlserver_venv", "cache_dir", "python", "mlserver_python"}
-MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvicorn", "fastapi", "uvloop", "scikit-learn", "numpy", "joblib"]
+MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvicorn", "fastapi", "uvloop", "scikit-learn", "numpy", "joblib",
+                     "pandas"]  # fmt: skip
 
 
 def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
-    """``BENCH_SYSTEMS`` in its order, (b') right after (b) when batching can be turned off, then the guard's rows."""
-    catalog: dict[str, System] = {"tutorial": Tutorial("tutorial", "a) tutorial app (Flask dev server)"),
-                                  "mlserver": MLServer("mlserver", "d) MLServer 1.7.1 (sklearn runtime)"),
-                                  "direct": Direct("direct", "b) model-server, 1 replica direct"),
-                                  "stack": Stack("stack", "c) full stack: nginx + 3 replicas")}  # fmt: skip
+    """The systems of ``BENCH_SYSTEMS`` in the catalog's order, (b') right after (b) when batching can be turned off,
+    then the guard's rows. The stack of each kind runs alone (one compose project): a group ends before the next."""
+    catalog: dict[str, System] = {
+        "tutorial": Tutorial("tutorial", "a) tutorial app (Flask dev server)"),
+        "mlserver": MLServer("mlserver", "d) MLServer 1.7.1 (sklearn runtime)"),
+        "direct": Direct("direct", "b) model-server, 1 replica direct"),
+        "stack": Stack("stack", "c) full stack: nginx + 3 replicas"),
+        "mlserver-tabular": MLServer("mlserver-tabular", "d-t) MLServer 1.7.1, penguins Pipeline, pandas codec",
+                                     "tabular"),
+        "stack-tabular": Stack("stack-tabular", "c-t) full stack, penguins Pipeline, pandas codec", "tabular"),
+    }  # fmt: skip
     systems = []
-    for key in s.systems:
+    for key in (key for key in catalog if key in s.systems):
         systems.append(catalog[key])
         if key == "direct" and batching_on:
             systems.append(Direct("direct-nobatch", "b') 1 replica direct, batching off", s.batch_off_env))

@@ -24,7 +24,7 @@ from harness.commands import Failed, run
 from harness.docker import container_env, inspect
 from harness.waiting import wait_for
 
-from .context import CANARY, MODEL, ONE, SECOND, SHADOW, TUTORIAL_ROW, TWO_BY_TWO, Context, Layout, log, readable
+from .context import CANARY, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, Context, Layout, Workload, log, readable
 from .settings import BENCH_DIR, MIB
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -161,8 +161,8 @@ def request(target: Target, path: str, body: Any = None, conn: http.client.HTTPC
 class System:
     key: str
     label: str
-    path: str = "/predict"
-    script: str = "predict.lua"  # the Lua script (bench/wrk) that makes wrk's request
+    kind: str = "numeric"  # the workload it is measured on (context.Workload), set by measure() before start()
+    workload: Workload | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     containers: list[Container] = field(default_factory=list)
     engine: dict[str, int] = field(default_factory=dict)  # the Docker engine's processes working for it
@@ -177,29 +177,44 @@ class System:
             raise Failed(f"{self.key} is not running")
         return self.reached_at
 
+    @property
+    def work(self) -> Workload:
+        if self.workload is None:
+            raise Failed(f"{self.key} has no workload")
+        return self.workload
+
+    @property
+    def v2(self) -> bool:
+        """Whether it is sent V2 requests: the model server's numeric kind takes the tutorial's ``/predict`` body."""
+        return self.kind != "numeric"
+
+    @property
+    def path(self) -> str:
+        return f"/v2/models/{self.work.model}/infer" if self.v2 else "/predict"
+
     def after_runs(self, ctx: Context) -> dict[str, Any]:  # measured after its runs, while it is still up
         return {}
 
-    def body(self, row: list[float]) -> Any:
-        return {"features": row}
+    def body(self, row: Any) -> Any:
+        return self.work.v2(row) if self.v2 else {"features": row}
 
     def prediction(self, answer: Any) -> Any:
-        return answer["prediction"][0]
+        return answer["outputs"][0]["data"][0] if self.v2 else answer["prediction"][0]
 
     def check(self, ctx: Context) -> dict[str, Any]:
         """Every check row, one request each: the system must answer 200 with the model's prediction."""
-        target, wrong = self.target, []
+        target, wrong, work = self.target, [], self.work
         with closing(connect(target)) as connection:
-            for row, expected in zip(ctx.rows, ctx.expected, strict=True):
+            for row, expected in zip(work.rows, work.expected, strict=True):
                 status, answer = request(target, self.path, self.body(row), connection)
                 got = self.prediction(answer) if status == 200 else f"HTTP {status}: {answer}"
                 wrong += [{"row": row, "expected": expected, "got": got}] if got != expected else []
         if wrong:
-            raise Failed(f"{len(wrong)}/{len(ctx.rows)} wrong answers, first: {wrong[0]}")
-        return {"rows": len(ctx.rows), "all_correct": True}
+            raise Failed(f"{len(wrong)}/{len(work.rows)} wrong answers, first: {wrong[0]}")
+        return {"rows": len(work.rows), "all_correct": True}
 
     def answers(self) -> bool:
-        return request(self.target, self.path, self.body(TUTORIAL_ROW))[0] == 200
+        return request(self.target, self.path, self.body(self.work.load_row))[0] == 200
 
     def cpu(self) -> dict[str, float]:  # CPU-seconds per component
         values = {} if self.pid is None else {"process tree": tree_cpu(self.pid)}
@@ -319,18 +334,17 @@ class Tutorial(HostProcess):
 
 
 class MLServer(HostProcess):
+    """MLServer on its repository for the kind (context.Context._for_mlserver); every kind sent V2 requests."""
+
     ready_timeout = 180
 
-    def body(self, row: list[float]) -> Any:
-        return {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
-
-    def prediction(self, answer: Any) -> Any:
-        return answer["outputs"][0]["data"][0]
+    @property
+    def v2(self) -> bool:
+        return True
 
     def start(self, ctx: Context) -> None:
-        s, repo = ctx.settings, ctx.settings.run_dir / "mlserver"
+        s, repo = ctx.settings, ctx.settings.run_dir / f"mlserver-{self.kind}"
         target = self.reached_at = Target.loopback(free_port())
-        self.path, self.script = f"/v2/models/{MODEL}/infer", "v2_infer.lua"
         server = {"host": target.host, "http_port": target.port, "grpc_port": free_port(), "metrics_port": free_port()}
         if s.mlserver_parallel_workers is not None:
             server["parallel_workers"] = s.mlserver_parallel_workers
@@ -343,7 +357,7 @@ class MLServer(HostProcess):
         self.settings = {"settings.json": server, "parallel_workers": server.get("parallel_workers", workers),
                          "debug (access log)": debug, "adaptive batching": "off (the default)"}  # fmt: skip
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER")}
-        ready = f"/v2/models/{MODEL}/ready"
+        ready = f"/v2/models/{self.work.model}/ready"
         self.spawn(ctx, [str(s.mlserver_venv / "bin" / "mlserver"), "start", str(repo)], env, repo,
                    lambda: request(target, ready)[0] == 200)  # fmt: skip
 
@@ -414,7 +428,7 @@ class Stack(System):
 
     def stop(self, ctx: Context) -> None:
         log = ctx.project.compose("logs", "--no-color", "--tail", "300", check=False, timeout=120)
-        (ctx.settings.run_dir / "stack.log").write_text(log)
+        (ctx.settings.run_dir / f"{self.key}.log").write_text(log)
         ctx.project.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False, timeout=300)
         self.containers, self.reached_at = [], None
 
@@ -459,12 +473,12 @@ class Guarded(Direct):
         self.repository: Path | None = None
 
     def start(self, ctx: Context) -> None:
-        self.repository = self.layout.build(ctx.settings.run_dir / f"repo-{self.key}", ctx.model_dir)
+        self.repository = self.layout.build(ctx.settings.run_dir / f"repo-{self.key}", ctx.sources)
         self.extra_env = {**self.extra_env, "MODEL_REPOSITORY": "/models", "DEFAULT_MODEL": MODEL}
         self.mounts = [f"{self.repository}:/models:ro"]
         super().start(ctx)
         self.settings["repository"] = {name: {"versions": list(v)} for name, v in self.layout.models.items()}
-        self.settings["config.json"] = {MODEL: self.layout.config, SECOND: self.layout.second_config}
+        self.settings["config.json"] = self.layout.configs
 
     def after_runs(self, ctx: Context) -> dict[str, Any]:
         if not self.reload_cycles or self.repository is None:

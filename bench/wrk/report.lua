@@ -1,6 +1,6 @@
--- Shared by the per-target scripts (wrk runs with bench/wrk as its working directory): at the
+-- Loaded by request.lua (wrk runs with bench/wrk as its working directory): at the
 -- end of a run, one line "BENCH_JSON {...}" with wrk's exact counters and latency percentiles
--- (microseconds), which bench.py reads instead of parsing wrk's rounded text summary.
+-- (microseconds), which bench/benchmark/measure.py reads instead of parsing wrk's rounded text summary.
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

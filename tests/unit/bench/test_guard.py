@@ -6,18 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from bench.benchmark.context import ALL_ON, CANARY, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, Layout
+from bench.benchmark.context import ALL_ON, CANARY, MODEL, ONE, SECOND, SHADOW, TABULAR, TWO_BY_TWO, Layout
 from bench.benchmark.settings import FEATURE_ROWS
 from bench.benchmark.systems import FEATURES, Guarded, reload_growth
 
 
 @pytest.fixture
-def version_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "image-model"
-    folder.mkdir()
-    (folder / "model.skops").write_bytes(b"model")
-    (folder / "metadata.json").write_text("{}")
-    return folder
+def sources(tmp_path: Path) -> dict[str, Path]:
+    """Each model's version folder: the image's for both iris models, a folder of its own for the penguins model."""
+    folders = {}
+    for name, content in (("image-model", b"model"), ("penguins", b"pipeline")):
+        folder = folders[name] = tmp_path / name
+        folder.mkdir()
+        (folder / "model.skops").write_bytes(content)
+        (folder / "metadata.json").write_text("{}")
+    return {MODEL: folders["image-model"], SECOND: folders["image-model"], TABULAR: folders["penguins"]}
 
 
 def test_every_row_of_the_settings_is_a_system_with_its_repository_and_environment() -> None:
@@ -35,25 +38,29 @@ def test_every_row_of_the_settings_is_a_system_with_its_repository_and_environme
     [(ONE, {MODEL: ["1"]}), (TWO_BY_TWO, {MODEL: ["1", "2"], SECOND: ["1", "2"]}), (CANARY, {MODEL: ["1", "2"]})],
 )
 def test_a_repository_holds_the_layouts_versions(
-    tmp_path: Path, version_dir: Path, layout: Layout, versions: dict[str, list[str]]
+    tmp_path: Path, sources: dict[str, Path], layout: Layout, versions: dict[str, list[str]]
 ) -> None:
-    root = layout.build(tmp_path / "repo", version_dir)
+    root = layout.build(tmp_path / "repo", sources)
     assert {m.name: sorted(v.name for v in m.iterdir() if v.is_dir()) for m in root.iterdir()} == versions
     assert all((root / name / v / "model.skops").read_bytes() == b"model" for name, vs in versions.items() for v in vs)
 
 
-def test_the_stack_serves_every_feature_and_the_replicas_user_can_read_it(tmp_path: Path, version_dir: Path) -> None:
-    root = ALL_ON.build(tmp_path / "repo", version_dir)
-    config = json.loads((root / MODEL / "config.json").read_text())
-    assert config == {
+def test_the_stack_serves_every_feature_on_each_kind_and_the_replicas_user_can_read_it(
+    tmp_path: Path, sources: dict[str, Path]
+) -> None:
+    root = ALL_ON.build(tmp_path / "repo", sources)
+    every_feature = {
         "version_policy": {"all": {}},
         "traffic": {"1": 90, "2": 10},
         "shadow": {"version": "2", "percent": 100},
     }
+    assert json.loads((root / MODEL / "config.json").read_text()) == every_feature
+    assert json.loads((root / TABULAR / "config.json").read_text()) == every_feature
     assert json.loads((root / SECOND / "config.json").read_text()) == {"version_policy": {"latest": 2}}
+    assert [(root / TABULAR / v / "model.skops").read_bytes() for v in ("1", "2")] == [b"pipeline", b"pipeline"]
     for path in (root, *root.rglob("*")):
         assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
-    assert not (SHADOW.build(tmp_path / "repo", version_dir) / SECOND).exists()  # rebuilt from scratch
+    assert not (SHADOW.build(tmp_path / "repo", sources) / SECOND).exists()  # rebuilt from scratch
 
 
 def test_reload_growth_is_measured_from_the_warm_cycle_to_the_last() -> None:

@@ -39,7 +39,7 @@ BENCH_JSON {"duration_us": 3000000, "requests": 6000, "bytes": 1059000, "errors"
 
 def test_wrk_is_pointed_at_the_systems_own_address_with_at_most_one_thread_per_connection() -> None:
     target = Target.loopback(40123)
-    assert wrk_command(target, "/predict", "predict.lua", 1, 16, 3, 10) == [
+    assert wrk_command(target, "/predict", 1, 16, 3, 10) == [
         "wrk",
         "-t1",
         "-c16",
@@ -47,12 +47,12 @@ def test_wrk_is_pointed_at_the_systems_own_address_with_at_most_one_thread_per_c
         "--timeout=10s",
         "--latency",
         "-s",
-        "predict.lua",
+        "request.lua",
         "http://127.0.0.1:40123/predict",
     ]
-    assert wrk_command(target, "/", "x.lua", 4, 1, 3, 10)[1] == "-t1"
-    assert wrk_command(target, "/", "x.lua", 2, 16, 3, 10)[1] == "-t2"
-    assert wrk_command(target, "/", "x.lua", 0, 16, 3, 10)[1] == "-t1"
+    assert wrk_command(target, "/", 4, 1, 3, 10)[1] == "-t1"
+    assert wrk_command(target, "/", 2, 16, 3, 10)[1] == "-t2"
+    assert wrk_command(target, "/", 0, 16, 3, 10)[1] == "-t1"
 
 
 def test_the_report_counts_2xx_answers_only_and_every_error() -> None:
@@ -117,19 +117,21 @@ def test_the_guard_rounds_rotate_and_reverse() -> None:
     ]
 
 
-def test_both_groups_by_default_at_16_connections() -> None:
+def test_every_group_by_default_at_16_connections() -> None:
     planned = plan(settings())
     assert planned == [
         (Group("headline", "full stack vs MLServer", "mlserver", ("stack",), 16), ""),
+        (Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), 16), ""),
         (Group("guard", "performance guard: each row vs the baseline", "f-none", tuple(GUARD_ROWS[1:]), 16), ""),
     ]
-    assert planned[1][0].systems == tuple(GUARD_ROWS)
+    assert planned[2][0].systems == tuple(GUARD_ROWS)
 
 
 def test_rounds_run_at_the_largest_concurrency_without_16_and_with_the_rows_chosen() -> None:
     planned = plan(settings(concurrency=[1, 8, 32], features=["f-none", "f-shadow"], feature_concurrency=[1, 8]))
     assert [(g.key, g.compared, g.concurrency, note) for g, note in planned] == [
         ("headline", ("stack",), 32, ""),
+        ("tabular", ("stack-tabular",), 32, ""),
         ("guard", ("f-shadow",), 8, ""),
     ]
 
@@ -138,12 +140,13 @@ def test_a_group_without_its_reference_or_anything_to_compare_is_skipped_with_a_
     planned = plan(settings(systems=["stack", "direct"], features=["f-drift", "f-canary"]))
     assert [(group.key, note) for group, note in planned] == [
         ("headline", "mlserver not in BENCH_SYSTEMS"),
+        ("tabular", "mlserver-tabular not in BENCH_SYSTEMS"),
         ("guard", "f-none not in BENCH_FEATURES"),
     ]
-    assert plan(settings(features=["f-none"]))[1][1] == (
+    assert plan(settings(features=["f-none"]))[2][1] == (
         "f-control, f-drift, f-repository, f-canary, f-shadow, f-reload not in BENCH_FEATURES"
     )
-    assert [note for _, note in plan(settings(rounds=0))] == ["BENCH_ROUNDS=0", "BENCH_ROUNDS=0"]
+    assert [note for _, note in plan(settings(rounds=0))] == ["BENCH_ROUNDS=0"] * 3
 
 
 def test_a_failed_system_leaves_its_group_or_empties_it() -> None:

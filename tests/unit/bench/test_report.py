@@ -8,7 +8,7 @@ import pytest
 
 from bench.benchmark import chart, report
 from bench.benchmark.measure import Group, round_order, summarize
-from bench.benchmark.report import Report, feature_ok, headline_ok, reload_memory, table
+from bench.benchmark.report import Report, beats, feature_ok, reload_memory, table
 from bench.benchmark.systems import reload_growth
 
 
@@ -68,6 +68,7 @@ def section(group: Group, measured: dict[str, list[dict[str, Any]]]) -> dict[str
 
 
 HEADLINE = Group("headline", "full stack vs MLServer", "mlserver", ("stack",), 16)
+TABULAR = Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), 16)
 GUARD = Group(
     "guard",
     "performance guard: each row vs the baseline",
@@ -108,6 +109,8 @@ def latest() -> dict[str, Any]:
                 address={"host": "172.20.0.5", "port": 8080, "where": "container bench-x-1-nginx-1"},
             ),
             "mlserver": system(run(16, 146, 110.0)),
+            "stack-tabular": system(run(16, 800, 20.0, **STACK_CPU)),
+            "mlserver-tabular": system(run(16, 100, 160.0)),
             "f-none": system(run(16, 1970, 9.0), run(1, 700, 1.0)),
             "f-control": system(run(16, 2010, 9.0), run(1, 700, 1.0)),
             "f-drift": system(run(16, 2091, 9.0), run(1, 690, 1.2)),
@@ -121,6 +124,13 @@ def latest() -> dict[str, Any]:
                 {
                     "stack": rounds((1500, 50.0), (1450, 52.0)),
                     "mlserver": [*rounds((150, 130.0)), *rounds((140, 140.0), other=0.5)],
+                },
+            ),
+            "tabular": section(
+                TABULAR,
+                {
+                    "stack-tabular": rounds((760, 22.0), (700, 24.0)),
+                    "mlserver-tabular": rounds((100, 150.0), (95, 160.0)),
                 },
             ),
             "guard": section(
@@ -146,6 +156,7 @@ def test_the_report_has_every_section_in_order() -> None:
     assert headings == [
         "# Benchmark: tutorial app vs model-server vs full stack vs MLServer",
         "## Results",
+        "## Model kinds",
         "## Ratios",
         "## Paired rounds",
         "## Performance guard",
@@ -199,10 +210,13 @@ def test_the_verdicts_use_the_paired_rounds_where_they_ran() -> None:
         "the baseline's req/s (median of 2 paired rounds at c=16, -10.0% … -10.0%)"
     ) in text
     assert (
-        "- ✅ full stack, every feature on, vs MLServer: 10.18× the req/s (median of 2 paired rounds at c=16, "
-        "10.00–10.36×; target ≥ 10×), p99 0.38× MLServer's (lower)"
+        "- ✅ full stack, every feature on, vs MLServer (numeric: iris forest, 4 doubles): 10.18× the req/s (median "
+        "of 2 paired rounds at c=16, 10.00–10.36×; target ≥ 10×), p99 0.38× MLServer's (lower)"
     ) in text
-    assert "- **Paired rounds at c=16 (the verdict's figure): 10.18× [10.00–10.36] the req/s" in text
+    assert (
+        "- ❌ full stack, every feature on, vs MLServer (tabular: penguins Pipeline, 7 mixed-type columns): 7.48× the "
+        "req/s (median of 2 paired rounds at c=16, 7.37–7.60×; target ≥ 8×), p99 0.15× MLServer's (lower)"
+    ) in text
     assert "2 x 2 after its reload cycles" not in text  # f-reload had no rounds: its single run is not a verdict
 
 
@@ -218,8 +232,32 @@ def test_without_rounds_the_verdicts_use_the_single_runs() -> None:
         "no budget of its own"
     ) in text
     assert (
-        "- ❌ full stack, every feature on, vs MLServer at c=16: 9.73× the req/s (single run; target ≥ 10×), p99 lower"
+        "- ❌ full stack, every feature on, vs MLServer (numeric: iris forest, 4 doubles) at c=16: 9.73× the req/s "
+        "(single run; target ≥ 10×), p99 lower"
     ) in text
+    assert (
+        "- ✅ full stack, every feature on, vs MLServer (tabular: penguins Pipeline, 7 mixed-type columns) at c=16: "
+        "8.00× the req/s (single run; target ≥ 8×), p99 lower"
+    ) in text
+
+
+def test_the_model_kinds_stand_side_by_side_in_req_s_and_cpu_per_request() -> None:
+    lines = markdown(latest()).splitlines()
+    # The stack's replicas used 3 x 0.6 cores: at 1,420 req/s 1,268 µs per request, at 800 req/s 2,250 µs; nginx
+    # 0.15 cores; MLServer 1.9 cores: 13,014 µs at 146 req/s, 19,000 at 100.
+    assert (
+        "| numeric: iris forest, 4 doubles | 16 | 1,420 | 1,268 + 106 | 30.00 | 146 | 13,014 | 330.00 | 9.73× | 0.09× |"
+    ) in lines
+    assert (
+        "| tabular: penguins Pipeline, 7 mixed-type columns | 16 | 800 | 2,250 + 188 | 60.00 | 100 | 19,000 | 480.00 "
+        "| 8.00× | 0.12× |"
+    ) in lines
+    results = latest()
+    del results["systems"]["mlserver-tabular"]
+    assert (
+        "| tabular: penguins Pipeline, 7 mixed-type columns | 16 | 800 | 2,250 + 188 | 60.00 | – | – | – | – | – |"
+        in (markdown(results).splitlines())
+    )
 
 
 def test_a_skipped_group_says_why() -> None:
@@ -266,10 +304,11 @@ def test_the_targets() -> None:
     def comparison(rps: float, p99: float | None) -> dict[str, Any]:
         return {"rps_paired": {"median": rps}, "p99_paired": {"median": p99}}
 
-    assert headline_ok(comparison(10.0, 0.99))
-    assert not headline_ok(comparison(9.99, 0.5))
-    assert not headline_ok(comparison(12.0, 1.0))
-    assert not headline_ok(comparison(12.0, None))
+    assert beats(comparison(10.0, 0.99), 10)
+    assert not beats(comparison(9.99, 0.5), 10)
+    assert not beats(comparison(12.0, 1.0), 10)
+    assert not beats(comparison(12.0, None), 10)
+    assert beats(comparison(8.0, 0.5), 8) and not beats(comparison(7.99, 0.5), 8)
     assert feature_ok(0.95) and not feature_ok(0.9499)
 
 
@@ -344,5 +383,5 @@ def test_main_renders_the_json_next_to_it_and_stores_the_ratios(
     assert (tmp_path / "latest.md").read_text() == markdown(latest())
     assert json.loads((tmp_path / "latest.json").read_text())["ratios"]["stack_vs_mlserver"]["16"]["rps_ratio"] == 9.726
     assert [(path, [key for key, _, _ in series]) for path, series in charts] == [
-        (tmp_path / "latest.png", ["direct", "stack", "mlserver"])
+        (tmp_path / "latest.png", ["direct", "stack", "mlserver", "stack-tabular", "mlserver-tabular"])
     ]
