@@ -23,6 +23,7 @@ from .settings import Settings
 
 MODEL, SECOND = "iris-rf", "iris-rf-b"  # the image's model, served by /predict; the 2 x 2 repository's second
 TABULAR = penguins.FOREST  # the scikit-learn Pipeline on the penguins DataFrame (harness/penguins.py)
+BOOSTED = "cancer-xgb"  # an XGBoost model file, 50 trees on the breast cancer data (harness/boosted.py)
 IMAGE_MODEL_DIR = f"/opt/models/{MODEL}/1"
 TUTORIAL_ROW = [1, 2, 3, 4]
 EXPECTED_UNTRUSTED = {"sklearn.tree._tree.Tree"}  # what a forest's skops file holds beyond skops' trusted types
@@ -62,8 +63,11 @@ CANARY = Layout({MODEL: (1, 2)}, {MODEL: {**ALL, "traffic": {"1": 90, "2": 10}}}
 SHADOW = Layout({MODEL: (1, 2)}, {MODEL: {**ALL, "traffic": {"1": 100}, "shadow": {"version": "2", "percent": 100}}})
 # What the full stack (c) serves: every request-path feature at once, on each model kind it is measured on.
 EVERY_FEATURE = {**CANARY.configs[MODEL], "shadow": SHADOW.configs[MODEL]["shadow"]}
-ALL_ON = Layout({**TWO_BY_TWO.models, TABULAR: (1, 2)},
-                {**TWO_BY_TWO.configs, MODEL: EVERY_FEATURE, TABULAR: EVERY_FEATURE})  # fmt: skip
+ALL_ON = Layout(
+    {**TWO_BY_TWO.models, TABULAR: (1, 2), BOOSTED: (1, 2)},
+    {**TWO_BY_TWO.configs, MODEL: EVERY_FEATURE, TABULAR: EVERY_FEATURE, BOOSTED: EVERY_FEATURE},
+)
+XGBOOST = Layout({MODEL: (1,), BOOSTED: (1,)})  # the guard's XGBoost row: the model beside the iris forest
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class Context:
         project.compose("build", "model", timeout=1200)
         self._copy_model()
         self._package_tabular()
+        self._package_boosted()
         repository = ALL_ON.build(s.run_dir / "repo-stack", self.sources)
         project.env.update({"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(repository), "DEFAULT_MODEL": MODEL})
 
@@ -188,6 +193,29 @@ class Context:
             "columns": {c: str(t) for c, t in frame.dtypes.items()},
             "check_rows": len(rows),
             "source": "harness/penguins.py, model_server.package",
+        }
+
+    def _package_boosted(self) -> None:
+        """The XGBoost model, fitted here, saved as its users save it and packaged from its file and CSV."""
+        from model_server.tools.package import package
+
+        from harness import boosted
+
+        s = self.settings
+        made = boosted.xgboost_cancer(s.run_dir / "boosted-work")
+        repository = s.run_dir / "boosted"
+        self.sources[BOOSTED], metadata = package(
+            made.path, made.csv, name=BOOSTED, version="1", repository=repository, target_column=made.target
+        )
+        rows = made.frame.to_numpy().tolist()
+        expected = [metadata["classes"][i] for i in made.native().argmax(axis=1)]
+        self.workloads["boosted"] = Workload("boosted", BOOSTED, rows, expected, rows[0])
+        self.model_info["boosted"] = {
+            "model": f"XGBClassifier {made.model.get_params()['n_estimators']} trees, "
+            f"depth {made.model.get_params()['max_depth']}",
+            "file": metadata["artifact"],
+            "check_rows": len(rows),
+            "source": "harness/boosted.py, model_server.package",
         }
 
     def _for_mlserver(self, workload: Workload, model: Any) -> None:

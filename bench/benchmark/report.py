@@ -16,7 +16,8 @@ SHORT = {"tutorial": "a) tutorial app", "direct": "b) 1 replica direct", "direct
          "stack-tabular": "c-t) full stack, penguins", "mlserver-tabular": "d-t) MLServer, penguins"}  # fmt: skip
 GUARD = {"f-none": "baseline: 1 model x 1 version, drift off", "f-control": "control: the baseline again (noise floor)",
          "f-drift": "+ drift counting", "f-repository": "+ 2 models x 2 versions", "f-canary": "+ canary 10 %",
-         "f-shadow": "+ shadow 100 %", "f-reload": "2 x 2, then reload cycles"}  # fmt: skip
+         "f-shadow": "+ shadow 100 %", "f-reload": "2 x 2, then reload cycles",
+         "f-xgboost": "an XGBoost model file instead (50 trees, V2 tensor)"}  # fmt: skip
 # The targets.
 STACK_VS_MLSERVER = 10.0  # the full stack's req/s at c=16 over MLServer's, every feature on (and a lower p99)
 TABULAR_VS_MLSERVER = 8.0  # the same on the penguins Pipeline, against MLServer's pandas codec
@@ -409,6 +410,11 @@ class Report:
             if row["key"] == "f-reload" and self.paired("guard", "f-reload") and ratio is not None:
                 verdicts.append(
                     f"2 x 2 after its reload cycles: {ratio - 1:+.1%} of the baseline's req/s ({how}; reported)"
+                )
+            if row["key"] == "f-xgboost" and ratio is not None:
+                verdicts.append(
+                    f"an XGBoost model file, 50 trees, sent a V2 tensor: {ratio:.2f}× the iris forest's req/s ({how}; "
+                    "reported)"
                 )
             verdicts += [reload_memory(row["reload_cycles"])] if row.get("reload_cycles") else []
         if 16 in self.cost:

@@ -24,7 +24,7 @@ from harness.commands import Failed, run
 from harness.docker import container_env, inspect
 from harness.waiting import wait_for
 
-from .context import CANARY, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, Context, Layout, Workload, log, readable
+from .context import CANARY, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, XGBOOST, Context, Layout, Workload, log, readable
 from .settings import BENCH_DIR, MIB
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -446,7 +446,9 @@ FEATURES: dict[str, tuple[str, Layout, dict[str, str]]] = {
     "f-canary": ("guard: + canary 10 %", CANARY, DRIFT_OFF),
     "f-shadow": ("guard: + shadow 100 %", SHADOW, DRIFT_OFF),
     "f-reload": ("guard: 2 x 2, then reload cycles", TWO_BY_TWO, {**DRIFT_OFF, "MODEL_POLL_SECONDS": "0.5"}),
+    "f-xgboost": ("guard: an XGBoost model file instead (V2 tensor)", XGBOOST, DRIFT_OFF),
 }
+KINDS = {"f-xgboost": "boosted"}  # a row measured on another model kind than the image's forest
 
 
 def reload_growth(warm_mib: float | None, last_mib: float | None, warm_cycles: int, cycles: int) -> dict[str, Any]:
@@ -469,7 +471,7 @@ class Guarded(Direct):
     def __init__(self, key: str, reload_cycles: int = 0) -> None:
         label, layout, env = FEATURES[key]
         super().__init__(key, label, env)
-        self.layout, self.reload_cycles = layout, reload_cycles
+        self.layout, self.reload_cycles, self.kind = layout, reload_cycles, KINDS.get(key, "numeric")
         self.repository: Path | None = None
 
     def start(self, ctx: Context) -> None:

@@ -6,21 +6,34 @@ from pathlib import Path
 
 import pytest
 
-from bench.benchmark.context import ALL_ON, CANARY, MODEL, ONE, SECOND, SHADOW, TABULAR, TWO_BY_TWO, Layout
+from bench.benchmark.context import (
+    ALL_ON,
+    BOOSTED,
+    CANARY,
+    MODEL,
+    ONE,
+    SECOND,
+    SHADOW,
+    TABULAR,
+    TWO_BY_TWO,
+    XGBOOST,
+    Layout,
+)
 from bench.benchmark.settings import FEATURE_ROWS
 from bench.benchmark.systems import FEATURES, Guarded, reload_growth
 
 
 @pytest.fixture
 def sources(tmp_path: Path) -> dict[str, Path]:
-    """Each model's version folder: the image's for both iris models, a folder of its own for the penguins model."""
+    """Each model's version folder: the image's for both iris models, one of its own for the penguins and XGBoost."""
     folders = {}
-    for name, content in (("image-model", b"model"), ("penguins", b"pipeline")):
+    for name, content in (("image-model", b"model"), ("penguins", b"pipeline"), ("xgboost", b"trees")):
         folder = folders[name] = tmp_path / name
         folder.mkdir()
         (folder / "model.skops").write_bytes(content)
         (folder / "metadata.json").write_text("{}")
-    return {MODEL: folders["image-model"], SECOND: folders["image-model"], TABULAR: folders["penguins"]}
+    return {MODEL: folders["image-model"], SECOND: folders["image-model"], TABULAR: folders["penguins"],
+            BOOSTED: folders["xgboost"]}  # fmt: skip
 
 
 def test_every_row_of_the_settings_is_a_system_with_its_repository_and_environment() -> None:
@@ -35,14 +48,22 @@ def test_every_row_of_the_settings_is_a_system_with_its_repository_and_environme
 
 @pytest.mark.parametrize(
     ("layout", "versions"),
-    [(ONE, {MODEL: ["1"]}), (TWO_BY_TWO, {MODEL: ["1", "2"], SECOND: ["1", "2"]}), (CANARY, {MODEL: ["1", "2"]})],
+    [
+        (ONE, {MODEL: ["1"]}),
+        (TWO_BY_TWO, {MODEL: ["1", "2"], SECOND: ["1", "2"]}),
+        (CANARY, {MODEL: ["1", "2"]}),
+        (XGBOOST, {MODEL: ["1"], BOOSTED: ["1"]}),
+    ],
 )
 def test_a_repository_holds_the_layouts_versions(
     tmp_path: Path, sources: dict[str, Path], layout: Layout, versions: dict[str, list[str]]
 ) -> None:
     root = layout.build(tmp_path / "repo", sources)
     assert {m.name: sorted(v.name for v in m.iterdir() if v.is_dir()) for m in root.iterdir()} == versions
-    assert all((root / name / v / "model.skops").read_bytes() == b"model" for name, vs in versions.items() for v in vs)
+    content = {MODEL: b"model", SECOND: b"model", BOOSTED: b"trees"}
+    assert all(
+        (root / name / v / "model.skops").read_bytes() == content[name] for name, vs in versions.items() for v in vs
+    )
 
 
 def test_the_stack_serves_every_feature_on_each_kind_and_the_replicas_user_can_read_it(
@@ -56,6 +77,7 @@ def test_the_stack_serves_every_feature_on_each_kind_and_the_replicas_user_can_r
     }
     assert json.loads((root / MODEL / "config.json").read_text()) == every_feature
     assert json.loads((root / TABULAR / "config.json").read_text()) == every_feature
+    assert json.loads((root / BOOSTED / "config.json").read_text()) == every_feature
     assert json.loads((root / SECOND / "config.json").read_text()) == {"version_policy": {"latest": 2}}
     assert [(root / TABULAR / v / "model.skops").read_bytes() for v in ("1", "2")] == [b"pipeline", b"pipeline"]
     for path in (root, *root.rglob("*")):

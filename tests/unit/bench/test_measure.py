@@ -20,7 +20,7 @@ from harness.addresses import Target
 from harness.commands import Failed
 
 REPORT_LUA = Path(__file__).resolve().parents[3] / "bench" / "wrk" / "report.lua"
-GUARD_ROWS = ["f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload"]
+GUARD_ROWS = ["f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload", "f-xgboost"]
 
 # What wrk prints with --latency and report.lua (its own summary first, then done()'s line).
 OUTPUT = """Running 3s test @ http://127.0.0.1:40123/predict
@@ -144,7 +144,7 @@ def test_a_group_without_its_reference_or_anything_to_compare_is_skipped_with_a_
         ("guard", "f-none not in BENCH_FEATURES"),
     ]
     assert plan(settings(features=["f-none"]))[2][1] == (
-        "f-control, f-drift, f-repository, f-canary, f-shadow, f-reload not in BENCH_FEATURES"
+        "f-control, f-drift, f-repository, f-canary, f-shadow, f-reload, f-xgboost not in BENCH_FEATURES"
     )
     assert [note for _, note in plan(settings(rounds=0))] == ["BENCH_ROUNDS=0"] * 3
 

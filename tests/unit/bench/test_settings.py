@@ -26,7 +26,9 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     assert s.mlserver_parallel_workers is None
     assert (s.id, s.project) == ("20260101-1", "bench-20260101-1")
     assert s.run_dir == Path(__file__).resolve().parents[3] / "bench" / "results" / "tmp"
-    assert s.features == ["f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload"]
+    assert s.features == [
+        "f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload", "f-xgboost"
+    ]  # fmt: skip
     assert (s.feature_concurrency, s.reload_cycles) == ([16, 1], 50)
     assert (s.rounds, s.round_duration, s.round_warmup, s.timeout) == (5, 10, 2, 2700)
 

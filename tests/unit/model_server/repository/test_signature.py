@@ -41,6 +41,8 @@ def test_a_version_without_one_takes_non_null_doubles() -> None:
         ({"inputs": [{"name": "island", "type": "string", "unknown": "refuse"}, {"name": "year", "type": "long"}]},
          "needs the categories listed"),
         ({"inputs": [{"name": "island", "type": "string"}, {"name": "island", "type": "long"}]}, "listed twice"),
+        ({"inputs": [{"name": "island", "type": "string", "coded": True}, {"name": "year", "type": "long"}]},
+         "a coded column needs its categories, in the order of their codes"),
         ({"inputs": [{"name": "year", "type": "long"}, {"name": "island", "type": "string"}]}, "the model takes"),
     ],
 )  # fmt: skip

@@ -99,3 +99,23 @@ def test_a_version_packaged_before_signatures_is_given_the_float_matrix_as_alway
 
     assert response.status_code == 200, response.get_json()
     assert response.get_json() == {"prediction": model.predict(iris.data.iloc[[149]].to_numpy()).tolist()}
+
+
+def test_a_coded_column_is_given_as_its_categorys_code_and_missing_or_unknown_as_nan() -> None:
+    # A gradient-boosted model's categorical feature (repository/boosted.py): the category's position in the list.
+    signature = Signature(
+        inputs=(
+            Column(
+                name="island", type="string", nullable=True, categories=("Biscoe", "Dream", "Torgersen"), coded=True
+            ),
+            Column(name="length", type="double", nullable=True),
+            Column(name="year", type="long"),
+        )
+    )
+    rows = np.array([["Torgersen", 39.1, 2007], ["Biscoe", None, 2008], [None, 40.0, 2009], ["Atlantis", 1.5, 2009]],
+                    dtype=object)  # fmt: skip
+    given = ModelInput(signature)(rows)
+    expected = [[2.0, 39.1, 2007.0], [0.0, np.nan, 2008.0], [np.nan, 40.0, 2009.0], [np.nan, 1.5, 2009.0]]
+    np.testing.assert_array_equal(given, np.array(expected))
+    assert given.dtype == np.float64
+    assert rows[0, 0] == "Torgersen", "the validated rows are left as they are (the metrics count their categories)"

@@ -359,7 +359,7 @@ def test_the_column_count_must_match_the_estimator(repo: Path, forest_file: Path
 @pytest.mark.parametrize(
     ("file", "content", "fragment"),
     [
-        ("model.txt", b"", "unsupported estimator format '.txt'; expected .skops, .joblib or .pkl"),
+        ("model.csv", b"", "unsupported estimator format '.csv'; expected .skops, .joblib or .pkl"),
         ("model.skops", b"not a zip", "model.skops could not be loaded: "),
         ("model.pkl", b"not a pickle", "model.pkl could not be loaded: "),
         ("model.pkl", pickle.dumps({"weights": [1, 2]}), "model.pkl holds a dict, which has no predict()"),

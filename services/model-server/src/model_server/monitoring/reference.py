@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ..repository.signature import Signature
+
 N_BINS = 10
 MAX_CATEGORY_BINS = 9  # a string column's categories with a bin of their own: the most frequent in training
 MAX_CATEGORY_LABEL = 64  # characters: a longer category counts as other (metric labels stay short and distinct)
@@ -129,3 +131,22 @@ def _finite(column: np.ndarray) -> np.ndarray:
     if not np.isfinite(values).all():
         raise ValueError("a reference column must hold finite values only")
     return values
+
+
+def column_references(frame: Any, signature: Signature, max_features: int) -> dict[str, Any]:
+    """The drift reference of the first ``max_features`` columns of a training DataFrame (in the model's order, as
+    ``signature`` lists them) that have one: numbers' deciles, strings' categories; booleans have none yet."""
+    references: dict[str, Any] = {}
+    for column in signature.inputs:
+        if len(references) >= max_features:
+            break
+        values = frame[column.name]
+        if column.numeric:
+            entry = numeric_reference(values.to_numpy(dtype=np.float64, na_value=np.nan), column.nullable)
+        elif column.type == "string":
+            entry = category_reference(values.astype(object).where(values.notna(), None).tolist(), column.nullable)
+        else:
+            entry = None  # booleans: no reference yet
+        if entry is not None:
+            references[column.name] = entry
+    return references

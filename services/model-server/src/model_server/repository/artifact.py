@@ -7,6 +7,8 @@ A model directory holds one artifact and ``metadata.json`` (written by
   file refuses the load. This is the default and recommended format.
 * ``model.joblib`` / ``model.pkl``: pickle-based formats run arbitrary code when loaded, so
   they load only when the file's SHA-256 is one of the digests listed in ``MODEL_SHA256``.
+* ``model.json`` / ``model.ubj`` (XGBoost) and ``model.txt`` (LightGBM): gradient-boosted trees,
+  data read by Treelite and checked against the native library's predictions (:mod:`.boosted`).
 
 The artifact is read once, into memory, and the bytes that were hashed (and type-checked, for
 skops) are the bytes that are loaded: opening the file a second time would load whatever it
@@ -27,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .boosted import load_boosted
+from .errors import ModelLoadError, one_line
 from .files import MAX_ARTIFACT_BYTES, MAX_JSON_BYTES, UnsafeFile, read_file
 
-ARTIFACT_NAMES = ("model.skops", "model.joblib", "model.pkl")
+ARTIFACT_NAMES = ("model.skops", "model.joblib", "model.pkl", "model.json", "model.ubj", "model.txt")
 METADATA_NAME = "metadata.json"
 
 # Types that skops does not trust by default but that scikit-learn's estimators are made of:
@@ -37,10 +41,6 @@ METADATA_NAME = "metadata.json"
 # DataFrame): data descriptions, which run no code. Anything else must be named in
 # MODEL_TRUSTED_TYPES by the operator.
 DEFAULT_TRUSTED_TYPES = ("sklearn.tree._tree.Tree", "numpy.dtype")
-
-
-class ModelLoadError(Exception):
-    """The model cannot be served; the message is a one-line reason for the operator."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,8 @@ def load_artifact(
                 "(python -m model_server.package)"
             )
         estimator = _load_pickle(path, data)
+    elif path.suffix in (".json", ".ubj", ".txt"):
+        estimator = load_boosted(path.name, data, metadata)
     else:
         raise ModelLoadError(f"unsupported artifact format {path.suffix!r}")
 
@@ -155,7 +157,7 @@ def _read(path: Path, limits: FileLimits, max_bytes: int, setting: str) -> bytes
     except UnsafeFile as exc:
         raise ModelLoadError(str(exc)) from None
     except OSError as exc:
-        raise ModelLoadError(f"{path} cannot be read: {_one_line(exc)}") from None
+        raise ModelLoadError(f"{path} cannot be read: {one_line(exc)}") from None
 
 
 def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> Any:
@@ -166,7 +168,7 @@ def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> Any:
     try:
         untrusted = skops.io.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises a variety of errors on corrupt files
-        raise ModelLoadError(f"{path.name} is not a readable skops file: {_one_line(exc)}") from None
+        raise ModelLoadError(f"{path.name} is not a readable skops file: {one_line(exc)}") from None
     refused = sorted(set(untrusted) - set(trusted))
     if refused:
         raise ModelLoadError(
@@ -176,7 +178,7 @@ def _load_skops(path: Path, data: bytes, trusted: tuple[str, ...]) -> Any:
     try:
         return skops.io.loads(data, trusted=list(untrusted))
     except Exception as exc:
-        raise ModelLoadError(f"{path.name} could not be loaded: {_one_line(exc)}") from None
+        raise ModelLoadError(f"{path.name} could not be loaded: {one_line(exc)}") from None
 
 
 def _load_pickle(path: Path, data: bytes) -> Any:
@@ -187,9 +189,4 @@ def _load_pickle(path: Path, data: bytes) -> Any:
             return joblib.load(io.BytesIO(data))
         return pickle.loads(data)  # noqa: S301 - guarded by the SHA-256 check above
     except Exception as exc:
-        raise ModelLoadError(f"{path.name} could not be unpickled: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+        raise ModelLoadError(f"{path.name} could not be unpickled: {one_line(exc)}") from None

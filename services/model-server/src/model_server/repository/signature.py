@@ -22,7 +22,10 @@ data and the fitted estimator, :mod:`..tools.signature`)::
   takes one (``handle_unknown="ignore"`` or infrequent categories), counted per column;
 * ``dtype``: the pandas dtype the training data had, and ``frame``: the model was fitted on a
   pandas DataFrame of these columns and is given one (built as pandas reads a CSV file: the same
-  dtypes, NaN for a missing value).
+  dtypes, NaN for a missing value);
+* ``coded`` (strings): the model takes the column as its category's position in ``categories``
+  (a gradient-boosted model's categorical feature, :mod:`.boosted`); a missing value, or an
+  unknown category where ``unknown`` is ``accept``, is given as missing (NaN).
 
 A version without a signature (packaged before it existed) takes its feature names as that many
 non-null ``double`` columns: the all-numeric matrix the server always took, unchanged.
@@ -53,11 +56,14 @@ class Column(_Strict):
     categories: Annotated[tuple[str, ...], Field(max_length=MAX_CATEGORIES)] | None = None
     unknown: Literal["accept", "refuse"] = "accept"
     dtype: Annotated[str, Field(max_length=64)] | None = None
+    coded: bool = False
 
     @model_validator(mode="after")
     def _categories_of_strings(self) -> Self:
         if self.categories is not None and self.type != "string":
             raise ValueError(f"column {self.name!r}: only string columns list categories")
+        if self.coded and self.categories is None:
+            raise ValueError(f"column {self.name!r}: a coded column needs its categories, in the order of their codes")
         if self.unknown == "refuse" and self.categories is None:
             raise ValueError(f"column {self.name!r}: unknown 'refuse' needs the categories listed")
         return self

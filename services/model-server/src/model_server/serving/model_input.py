@@ -8,6 +8,9 @@ given one, built as pandas reads the training CSV: each column in the dtype trai
 column with an empty cell; ``bool``, or ``object`` with a missing value; strings in the recorded
 string dtype), and NaN for every missing value. So a fitted imputer and encoder see at serving
 what they saw in training. pandas is imported only when such a model loads.
+
+A gradient-boosted model takes a float matrix: a ``coded`` string column as its category's code
+(its position in the column's categories), NaN for a missing value or an unknown category.
 """
 
 from __future__ import annotations
@@ -29,12 +32,20 @@ class ModelInput:
         self.frame = signature.frame if frame is None else frame
         self.numeric_columns = tuple(c.name for c in signature.inputs if c.numeric)
         self._numeric_positions = [j for j, c in enumerate(signature.inputs) if c.numeric]
+        self._codes = [(j, {v: float(i) for i, v in enumerate(c.categories or ())}) for j, c in
+                       enumerate(signature.inputs) if c.coded]  # fmt: skip
         if self.frame:
             import pandas  # noqa: F401 - imported here, in the loader's thread, not on a first request
 
     def __call__(self, rows: np.ndarray) -> Any:
-        if not self.frame:  # numbers only: an object matrix (nullable columns) as floats, NaN for missing
-            return rows.astype(np.float64) if rows.dtype == object else rows
+        if not self.frame:  # numbers (and codes): an object matrix as floats, NaN for missing
+            if rows.dtype != object:
+                return rows
+            if self._codes:
+                rows = rows.copy()
+                for j, codes in self._codes:
+                    rows[:, j] = [codes.get(value, np.nan) for value in rows[:, j]]
+            return rows.astype(np.float64)
         import pandas as pd
 
         names = self.signature.names

@@ -12,6 +12,10 @@ A scikit-learn Pipeline whose last step is such a forest (preprocessing, then th
 its preprocessing in scikit-learn and its forest on Treelite (:class:`PipelineRuntime`, named
 ``sklearn+treelite``), the forest checked as above on its own input space: the steps before it
 are scikit-learn's either way.
+
+A gradient-boosted model (XGBoost, LightGBM: :mod:`..repository.boosted`) is Treelite's from the
+start, checked at load against the predictions its library made when it was packaged
+(:class:`BoostedRuntime`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+
+from ..repository.boosted import REFERENCE_TOLERANCE, BoostedModel
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,25 @@ class PipelineRuntime:
         return self._final.predict_with_probabilities(self._features(rows))
 
 
+class BoostedRuntime:
+    """A gradient-boosted model, on Treelite already: its predictions as the library makes them."""
+
+    name = "treelite"
+
+    def __init__(self, model: BoostedModel) -> None:
+        self._model = model
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self._model.predict(rows)
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return self._model.predict_proba(rows)  # type: ignore[attr-defined]  # a BoostedClassifier's only
+
+    def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = self.predict_proba(rows)
+        return self._model.classes_.take(probabilities.argmax(axis=1)), probabilities  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class RuntimeChoice:
     runtime: Runtime
@@ -126,6 +151,12 @@ class RuntimeChoice:
 
 def select_runtime(estimator: Any, preference: str = "auto") -> RuntimeChoice:
     """The fastest runtime that is exact for ``estimator`` (``preference="sklearn"`` forces it)."""
+    if isinstance(estimator, BoostedModel):
+        return RuntimeChoice(
+            BoostedRuntime(estimator),
+            f"treelite: a {estimator.library} {estimator.objective} model, equal to {estimator.library}'s predictions "
+            f"on its reference rows within {REFERENCE_TOLERANCE:g}",
+        )
     sklearn_runtime = SklearnRuntime(estimator)
     kind = type(estimator).__name__
     if preference == "sklearn":

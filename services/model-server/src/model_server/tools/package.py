@@ -11,6 +11,9 @@
   versions, SHA-256, feature means, training rows, the ``reference`` distribution of
   model_server.monitoring.reference and, with --eval-data, the held-out accuracy.
 
+A gradient-boosted model's own file (XGBoost ``.json``/``.ubj``, LightGBM ``.txt``) is packaged as
+that file, with the native library's reference predictions (:mod:`.boosted`).
+
 Refusals exit with status 2 and a one-line reason.
 """
 
@@ -32,12 +35,15 @@ import numpy as np
 import sklearn
 import skops.io
 
-from ..monitoring.reference import category_reference, feature_reference, numeric_reference, prediction_shares
-from ..repository.artifact import DEFAULT_TRUSTED_TYPES, METADATA_NAME, _one_line, sha256_of
+from ..monitoring.reference import column_references, feature_reference, prediction_shares
+from ..repository.artifact import DEFAULT_TRUSTED_TYPES, METADATA_NAME, sha256_of
+from ..repository.boosted import BOOSTED_SUFFIXES
+from ..repository.errors import one_line
 from ..repository.signature import MAX_CATEGORIES, Signature
+from .boosted import BoostedPackageError, package_boosted
 from .dataset import FRAME_FORMATS, DataError, Frame, Table, read_frame, read_table
 from .publish import PublishError, new_version_dir, publish
-from .signature import SignatureDerivationError, derive_signature, input_example
+from .signature import SignatureDerivationError, derive_signature, input_example, signature_json
 
 ARTIFACT_NAME = "model.skops"
 DEFAULT_MAX_FEATURES = 32  # as the server's DRIFT_MAX_FEATURES
@@ -62,6 +68,16 @@ def package(
 ) -> tuple[Path, dict[str, Any]]:
     """Publish ``<repository>/<name>/<version>`` from an estimator file and a training sample."""
     new_version_dir(repository, name, version)  # refuse before any work
+    if estimator_path.suffix.lower() in BOOSTED_SUFFIXES:  # a gradient-boosted model's own file (tools/boosted.py)
+        if eval_path is not None:
+            raise PackageError("--eval-data is not measured for a gradient-boosted model file yet")
+        try:
+            return package_boosted(
+                estimator_path, train_path, name=name, version=version, repository=repository,
+                target_column=target_column, max_features=max_features,
+            )  # fmt: skip
+        except BoostedPackageError as exc:
+            raise PackageError(str(exc)) from None
     estimator = load_estimator(estimator_path)
     # A model fitted on a DataFrame (it knows its columns' names) is packaged from the DataFrame its data reads as
     # (a .npy sample of one is a matrix of its numeric columns, as before).
@@ -97,7 +113,10 @@ def load_estimator(path: Path) -> Any:
     # written here, with a fixed list of trusted types.
     suffix = path.suffix.lower()
     if suffix not in (".skops", ".joblib", ".pkl"):
-        raise PackageError(f"{path}: unsupported estimator format {suffix!r}; expected .skops, .joblib or .pkl")
+        raise PackageError(
+            f"{path}: unsupported estimator format {suffix!r}; expected .skops, .joblib or .pkl (scikit-learn), "
+            ".json or .ubj (XGBoost), .txt (LightGBM)"
+        )
     try:
         if suffix == ".skops":
             estimator = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
@@ -109,7 +128,7 @@ def load_estimator(path: Path) -> Any:
             with path.open("rb") as handle:
                 estimator = pickle.load(handle)  # noqa: S301 - the user's own file (see above)
     except Exception as exc:  # corrupt files raise anything
-        raise PackageError(f"{path} could not be loaded: {_one_line(exc)}") from None
+        raise PackageError(f"{path} could not be loaded: {one_line(exc)}") from None
     if not callable(getattr(estimator, "predict", None)):
         raise PackageError(f"{path} holds a {type(estimator).__name__}, which has no predict()")
     if getattr(estimator, "n_features_in_", None) is None:
@@ -175,7 +194,7 @@ def write_model_dir(
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
         "feature_names": list(feature_names),
-        "signature": _signature_json(signature),
+        "signature": signature_json(signature),
     }
     if hasattr(x_train, "columns"):
         metadata["input_example"] = input_example(x_train, signature)
@@ -186,7 +205,7 @@ def write_model_dir(
     metadata["feature_means"] = [round(float(m), 6) for m in _column_means(x_numeric)]
     metadata["training_rows"] = len(x_train)
     if hasattr(x_train, "columns"):
-        reference: dict[str, Any] = {"features": _column_references(x_train, signature, max_features)}
+        reference: dict[str, Any] = {"features": column_references(x_train, signature, max_features)}
     else:
         reference = {"features": feature_reference(x_numeric, numeric, max_features)}
     if classes is not None:
@@ -207,7 +226,10 @@ def untrusted_types(artifact: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m model_server.package", description=__doc__.splitlines()[0])
-    parser.add_argument("--estimator", type=Path, required=True, help="the fitted estimator: .skops, .joblib or .pkl")
+    parser.add_argument(
+        "--estimator", type=Path, required=True,
+        help="the fitted model: .skops, .joblib or .pkl (scikit-learn), .json or .ubj (XGBoost), .txt (LightGBM)",
+    )  # fmt: skip
     parser.add_argument(
         "--train-data", type=Path, required=True, help="a training sample: .csv with header, .parquet, or .npy"
     )
@@ -229,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
     except (PackageError, PublishError, DataError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    untrusted = untrusted_types(path / ARTIFACT_NAME)
+    untrusted = untrusted_types(path / ARTIFACT_NAME) if (path / ARTIFACT_NAME).exists() else []
     if untrusted:
         print(
             f"warning: {ARTIFACT_NAME} holds types that skops does not trust by default; the server refuses it "
@@ -261,32 +283,6 @@ def _names(table: Table | Frame) -> list[str] | None:
     if isinstance(table, Frame):
         return [str(c) for c in table.x.columns]
     return list(table.feature_names) if table.feature_names is not None else None
-
-
-def _signature_json(signature: Signature) -> dict[str, Any]:
-    recorded = signature.model_dump(mode="json", exclude_none=True)
-    for column in recorded["inputs"]:
-        if column["type"] != "string":
-            column.pop("unknown")
-    return recorded
-
-
-def _column_references(frame: Any, signature: Signature, max_features: int) -> dict[str, Any]:
-    """The drift reference of the first ``max_features`` columns (in the model's order) that have one."""
-    references: dict[str, Any] = {}
-    for column in signature.inputs:
-        if len(references) >= max_features:
-            break
-        values = frame[column.name]
-        if column.numeric:
-            entry = numeric_reference(values.to_numpy(dtype=np.float64, na_value=np.nan), column.nullable)
-        elif column.type == "string":
-            entry = category_reference(values.astype(object).where(values.notna(), None).tolist(), column.nullable)
-        else:
-            entry = None  # booleans: no reference yet
-        if entry is not None:
-            references[column.name] = entry
-    return references
 
 
 def _column_means(x: np.ndarray) -> np.ndarray:

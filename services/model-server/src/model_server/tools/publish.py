@@ -23,7 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
-from ..repository.artifact import _one_line
+from ..repository.errors import one_line
 from ..repository.layout import is_model_name, is_version
 
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def publish(repository: Path, name: str, version: str, write: Callable[[Path], T
             with suppress(OSError):
                 model_dir.rmdir()  # only succeeds while empty
         if isinstance(exc, OSError):
-            raise PublishError(f"cannot publish {final}: {_one_line(exc)}") from None
+            raise PublishError(f"cannot publish {final}: {one_line(exc)}") from None
         raise
     _fsync(model_dir)
     return final, result

@@ -167,3 +167,14 @@ def _predict(estimator: Any, rows: Any, what: str) -> Any:
             return estimator.predict(rows)
         except Exception as exc:
             raise SignatureDerivationError(f"the model fails on {what}: {type(exc).__name__}: {exc}") from None
+
+
+def signature_json(signature: Signature) -> dict[str, Any]:
+    """The signature as ``metadata.json`` records it: each column's fields that say something."""
+    recorded = signature.model_dump(mode="json", exclude_none=True)
+    for column in recorded["inputs"]:
+        if column["type"] != "string":
+            column.pop("unknown")
+        if not column["coded"]:
+            column.pop("coded")
+    return recorded

@@ -1,0 +1,172 @@
+"""Gradient-boosted models read from their own files by Treelite: XGBoost (``model.json``, ``model.ubj``) and
+LightGBM (``model.txt``). Neither library is in the image.
+
+A version folder holds the model file and ``metadata.json``. The file is data, not code, yet its
+SHA-256 is checked as every artifact's is (a swapped file is refused). ``python -m model_server.package``
+writes the ``boosted`` section of the metadata where the model was trained, with the native library::
+
+    "boosted": {"library": "xgboost", "library_version": "3.2.0", "objective": "multi:softprob",
+                "task": "multiclass", "reference": {"rows": [[...], ...], "outputs": [[...], ...]}}
+
+``reference`` holds a sample of the training rows as the model takes them (a categorical column as
+its category's code, ``null`` for a missing value) and what the native library predicted for each:
+the probability of the positive class (binary), one per class (multiclass) or the value
+(regression). At load, Treelite predicts the same rows and must agree within
+:data:`REFERENCE_TOLERANCE` per row and class (relative to the value past 1: a regression's sums
+of float32 leaves round to a few ulps of their magnitude), or the version is refused (``ModelLoadFailing``).
+
+Served objectives: binary logistic (``binary:logistic``, LightGBM ``binary``), multiclass
+probabilities (``multi:softprob``, ``multiclass``) and squared-error regression
+(``reg:squarederror``, ``regression``). The metadata's objective must be one of them, and the
+file must hold what Treelite reads as such (a binary classifier with a sigmoid, a multiclass
+classifier with a softmax, a regressor with no transformation); anything else is refused.
+A classifier's classes are the metadata's ``classes``, in the order of the model's outputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelLoadError, one_line
+
+# The model file's name -> the library that wrote it (an artifact named in metadata.json goes by its suffix).
+BOOSTED_SUFFIXES = {".json": "xgboost", ".ubj": "xgboost", ".txt": "lightgbm"}
+REFERENCE_TOLERANCE = 1e-6  # per row and class; relative to values past 1
+# The library's objective -> the task served; and Treelite's task type (its TaskType enum) and output
+# transformation for each task.
+OBJECTIVES = {
+    "xgboost": {"binary:logistic": "binary", "multi:softprob": "multiclass", "reg:squarederror": "regression"},
+    "lightgbm": {"binary": "binary", "multiclass": "multiclass", "regression": "regression"},
+}
+TASKS = {(0, "sigmoid"): "binary", (2, "softmax"): "multiclass", (1, "identity"): "regression"}
+TASK_NAMES = {0: "binary classifier", 1: "regressor", 2: "multiclass classifier", 3: "ranker", 4: "isolation forest"}
+
+
+class BoostedModel:
+    """A gradient-boosted model on Treelite, with the estimator interface the server describes and calls:
+    ``n_features_in_``, ``predict`` and, for a classifier, ``classes_`` and ``predict_proba``."""
+
+    runtime_name = "treelite"
+
+    def __init__(self, model: Any, library: str, task: str, n_features: int, objective: str) -> None:
+        from treelite.gtil import gtil
+
+        self.treelite_model, self.library, self.task, self.objective = model, library, task, objective
+        self.n_features_in_ = n_features
+        # XGBoost reads its input as float32 (its DMatrix), LightGBM as float64: Treelite is given the same.
+        self._dtype = np.float32 if library == "xgboost" else np.float64
+        self._config = gtil.GTILConfig(predict_type="default", nthread=1)  # one per model (runtime.TreeliteRuntime)
+        self._predict = gtil._predict_impl
+
+    def outputs(self, rows: np.ndarray) -> np.ndarray:
+        """What the library predicts: one column (binary: the positive class's probability; regression) or k."""
+        matrix = np.ascontiguousarray(rows, dtype=self._dtype)
+        return self._predict(self.treelite_model, matrix, config=self._config).reshape(len(matrix), -1)
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.outputs(rows)[:, 0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.library} {self.objective})"
+
+
+class BoostedClassifier(BoostedModel):
+    def __init__(self, model: Any, library: str, task: str, n_features: int, objective: str, classes: list) -> None:
+        super().__init__(model, library, task, n_features, objective)
+        self.classes_ = np.asarray(classes)
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        outputs = self.outputs(rows)
+        return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]]) if self.task == "binary" else outputs
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.classes_.take(self.predict_proba(rows).argmax(axis=1))
+
+
+def load_boosted(name: str, data: bytes, metadata: dict[str, Any]) -> BoostedModel:
+    """The model in ``data`` (the file ``name``'s verified bytes), checked against the metadata's references."""
+    library = BOOSTED_SUFFIXES[_suffix(name)]
+    section = metadata.get("boosted")
+    if not isinstance(section, dict):
+        raise ModelLoadError(
+            f"{name}: metadata.json has no 'boosted' section (the native library's reference predictions): "
+            "package the model with python -m model_server.package"
+        )
+    if section.get("library") not in (None, library):
+        raise ModelLoadError(f"{name}: metadata.json says {section.get('library')!r} wrote it, its name says {library}")
+    objective = section.get("objective")
+    if objective not in OBJECTIVES[library]:
+        served = ", ".join(OBJECTIVES[library])
+        raise ModelLoadError(f"{name}: unsupported objective {objective!r} (metadata.json; served: {served})")
+    model = _parse(name, data, library)
+    header = model.get_header_accessor()
+    task_type, postprocessor = int(header.get_field("task_type")[0]), str(header.get_field("postprocessor"))
+    task = OBJECTIVES[library][objective]
+    if TASKS.get((task_type, postprocessor)) != task:
+        kind = TASK_NAMES.get(task_type, f"task {task_type}")
+        raise ModelLoadError(
+            f"{name}: the file holds a {kind} whose output goes through {postprocessor!r}, not a {objective} model "
+            "(served: binary logistic, multiclass softprob, squared-error regression)"
+        )
+    n_features = int(model.num_feature)
+    if task == "regression":
+        boosted = BoostedModel(model, library, task, n_features, objective)
+    else:
+        n_classes = 2 if task == "binary" else int(header.get_field("num_class")[0])
+        classes = metadata.get("classes", list(range(n_classes)))
+        if not isinstance(classes, list) or len(classes) != n_classes:
+            raise ModelLoadError(f"{name}: metadata 'classes' must list the model's {n_classes} classes")
+        boosted = BoostedClassifier(model, library, task, n_features, objective, classes)
+    _check_references(name, boosted, section.get("reference"))
+    return boosted
+
+
+def _suffix(name: str) -> str:
+    return name[name.rfind(".") :].lower() if "." in name else ""
+
+
+def _parse(name: str, data: bytes, library: str) -> Any:
+    import treelite
+    from treelite.core import _LIB, _check_call
+    from treelite.util import c_str
+
+    try:
+        if library == "lightgbm":
+            # The verified bytes, parsed from memory (treelite.frontend reads LightGBM text from a file only).
+            handle, text = ctypes.c_void_p(), c_str(data.decode())
+            _check_call(_LIB.TreeliteLoadLightGBMModelFromString(text, c_str("{}"), ctypes.byref(handle)))
+            return treelite.Model(handle=handle)
+        if _suffix(name) == ".ubj":
+            return treelite.frontend.from_xgboost_ubjson(data)
+        return treelite.frontend.from_xgboost_json(data)
+    except Exception as exc:  # Treelite refuses a malformed or unsupported file with its own errors
+        hint = ""
+        if "categorical encoder" in str(exc) or "category_container" in str(exc):
+            hint = " (an XGBoost model's categories: python -m model_server.package moves them to the signature)"
+        raise ModelLoadError(f"{name} is not a {library} model Treelite reads: {one_line(exc)}{hint}") from None
+
+
+def _check_references(name: str, model: BoostedModel, reference: Any) -> None:
+    """Treelite's outputs on the reference rows must equal the native library's, within REFERENCE_TOLERANCE."""
+    try:
+        rows = np.asarray(reference["rows"], dtype=np.float64)  # JSON null -> NaN
+        expected = np.asarray(reference["outputs"], dtype=np.float64)
+    except (TypeError, KeyError, ValueError):
+        raise ModelLoadError(f"{name}: metadata 'boosted.reference' must hold 'rows' and 'outputs' (numbers)") from None
+    if rows.ndim != 2 or len(rows) == 0 or rows.shape[1] != model.n_features_in_:
+        raise ModelLoadError(f"{name}: the reference rows must be a matrix of {model.n_features_in_} columns")
+    actual = model.outputs(rows)
+    if expected.shape != actual.shape and expected.size == actual.size:
+        expected = expected.reshape(actual.shape)  # one output per row, written flat
+    if expected.shape != actual.shape:
+        raise ModelLoadError(f"{name}: reference outputs of shape {expected.shape}, Treelite gives {actual.shape}")
+    error = np.abs(actual - expected) / np.maximum(1.0, np.abs(expected))
+    if not np.all(error <= REFERENCE_TOLERANCE):
+        row = int(np.nanargmax(np.where(np.isnan(error), np.inf, error).max(axis=1)))
+        raise ModelLoadError(
+            f"{name}: Treelite's predictions differ from {model.library}'s references (row {row}: "
+            f"{actual[row].tolist()} against {expected[row].tolist()}; tolerance {REFERENCE_TOLERANCE:g})"
+        )
