@@ -229,8 +229,9 @@ class Report:
             "![req/s and p99 latency per system and concurrency](latest.png)",
             "## Results",
             f'One row per POST (the tutorial\'s `{{"features": [1, 2, 3, 4]}}`; MLServer: the same row as a V2 FP64 '
-            f"`[1, 4]` tensor). {self.s.get('wrk', '')}. *req/s*: 2xx answers only. *errors*: non-2xx + wrk's socket "
-            "errors. *CPU*: cores used in the measured window by the system under test (its cgroups, or its host "
+            "`[1, 4]` tensor; the penguins systems and the guard's XGBoost row: *Model kinds*). "
+            f"{self.s.get('wrk', '')}. *req/s*: 2xx answers only. *errors*: non-2xx + wrk's socket errors. *CPU*: "
+            "cores used in the measured window by the system under test (its cgroups, or its host "
             "process tree) / the Docker engine working for it (dockerd, containerd, shims) / wrk / anything else. "
             "*req/s per core* = req/s ÷ (SUT + engine). *memory*: resident MiB half-way through the run (anonymous + "
             "mapped pages per replica; PSS of a host process tree). ⚠: other processes used more than "
