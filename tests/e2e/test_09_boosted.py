@@ -110,7 +110,7 @@ def test_every_row_answers_what_the_native_library_predicts(
 
     metadata = requests.get(f"{stack.nginx_url}/v2/models/{boosted.XGBOOST}", timeout=10).json()
     assert [i["name"] for i in metadata["inputs"]] == list(xgb.frame.columns)
-    assert metadata["parameters"]["runtime"] == "treelite"
+    assert (metadata["platform"], metadata["parameters"]["runtime"]) == ("xgboost", "treelite")
     print(
         f"\n[e2e] {len(xgb.frame)} penguins rows (XGBoost) and {len(rows)} cancer rows (LightGBM) as predicted natively"
     )

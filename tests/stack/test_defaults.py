@@ -50,6 +50,14 @@ def same_setting(model: type[BaseSettings], field: str, value: str) -> bool:
     return getattr(parsed, field) == getattr(model(), field)
 
 
+def swarm_defaults() -> dict[str, str]:
+    """The variables only the Swarm files read, with their defaults (those Compose reads too may differ on purpose)."""
+    found: dict[str, str] = {}
+    for path in sorted(ROOT.glob("docker-compose.swarm*.yml")):
+        found.update(COMPOSE_DEFAULT.findall(path.read_text()))
+    return found
+
+
 def compose_defaults() -> dict[str, str]:
     found: dict[str, set[str]] = {}
     for path in (ROOT / "docker-compose.yml", ROOT / "docker-compose.override.yml"):  # Swarm's files differ on purpose
@@ -89,6 +97,7 @@ def readme_table() -> dict[str, str | None]:
 README = readme_table()
 COMPOSE = compose_defaults()
 ENV_EXAMPLE = env_example()
+SWARM = {name: default for name, default in swarm_defaults().items() if name not in COMPOSE}
 
 
 def test_the_readme_table_lists_every_setting() -> None:
@@ -98,7 +107,9 @@ def test_the_readme_table_lists_every_setting() -> None:
         f".env.example variables not in the README: {set(ENV_EXAMPLE) - set(README)}"
     )
     assert not (server - set(README)), f"server settings missing from the README table: {server - set(README)}"
-    unread = set(README) - server - set(COMPOSE) - {"COMPOSE_PROJECT_NAME"}  # compose reads that one itself
+    swarm = set(SWARM) - set(README)
+    assert not swarm, f"Swarm file variables missing from the README table: {swarm}"
+    unread = set(README) - server - set(COMPOSE) - set(SWARM) - {"COMPOSE_PROJECT_NAME"}  # compose reads it
     assert not unread, f"README table rows that nothing reads: {unread}"
 
 
@@ -123,6 +134,11 @@ def test_every_copy_of_a_default_agrees_with_its_source(variable: str) -> None:
             # `${NAME:-default}` gives an empty variable the default: .env.example may leave it empty
             accepted = (None, COMPOSE[variable], *([""] if where == ".env.example" else []))
             assert value in accepted, f"{variable}: {where} says {value!r}, compose {COMPOSE[variable]!r}"
+    elif variable in SWARM:  # read by the Swarm files only: they are the source
+        for where, value in copies.items():
+            assert value in (None, SWARM[variable]), (
+                f"{variable}: {where} says {value!r}, the Swarm file {SWARM[variable]!r}"
+            )
     else:
         assert variable in DESCRIBED, f"{variable}: no default in the compose files"
 

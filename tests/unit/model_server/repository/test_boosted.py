@@ -124,7 +124,10 @@ def test_categories_left_in_an_xgboost_file_are_refused_with_the_way_out(tmp_pat
         (lambda m: m.pop("boosted"), "metadata.json has no 'boosted' section"),
         (lambda m: m["boosted"].pop("reference"), "metadata 'boosted.reference' must hold 'rows' and 'outputs'"),
         (lambda m: m["boosted"]["reference"].update(rows=[[1.0, 2.0]]), "the reference rows must be a matrix of 7"),
-        (lambda m: m.update(classes=["a", "b"]), "metadata 'classes' must list the model's 3 classes"),
+        (lambda m: m.update(classes=["a", "b"]), "metadata 'classes' must list the model's 3 classes, each once"),
+        (lambda m: m.update(classes=["a", "a", "b"]), "metadata 'classes' must list the model's 3 classes, each once"),
+        (lambda m: m.update(classes=["a", None, "b"]), "metadata 'classes' must list the model's 3 classes, each once"),
+        (lambda m: m["boosted"].update(objective=["multi:softprob"]), "unsupported objective ['multi:softprob']"),
         (lambda m: m["boosted"].update(library="lightgbm"), "metadata.json says 'lightgbm' wrote it"),
     ],
 )

@@ -69,6 +69,10 @@ def test_every_row_is_served_as_the_native_library_predicts_it(tmp_path: Path, k
     assert not (path / "model.skops").exists()
     description = app.test_client().get("/v2/models/gb").get_json()
     assert description["parameters"]["runtime"] == "treelite"
+    assert description["platform"] == metadata["boosted"]["library"]
+    assert (
+        description["parameters"]["estimator"] == f"{metadata['boosted']['library']} {metadata['boosted']['objective']}"
+    )
     assert (
         f"{metadata['boosted']['library']} {metadata['boosted']['objective']}"
         in (description["parameters"]["runtime_reason"])

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -114,6 +115,26 @@ def test_metadata_describes_the_model_and_its_training_sample(
     assert metadata["class_names"] == ["0", "1", "2"]
     assert metadata["training_rows"] == len(X_TRAIN) == 120
     np.testing.assert_allclose(metadata["feature_means"], X_TRAIN.mean(axis=0), atol=1e-6)
+
+
+def test_class_names_name_a_classifiers_integer_classes(
+    repo: Path, forest_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ["setosa", "versicolor", "virginica"]
+    _, metadata = publish_iris(repo, forest_file, tmp_path, class_names=names)
+    assert metadata["class_names"] == names
+    assert list(metadata["reference"]["predictions"]) == names  # the predicted-class shares, by name
+    main(["--estimator", str(forest_file), "--train-data", str(iris_csv(tmp_path / "cli.csv")), "--target-column",
+          "species", "--name", "iris", "--version", "2", "--repository", str(repo),
+          "--class-names", "setosa, versicolor,virginica"])  # fmt: skip
+    assert json.loads((repo / "iris" / "2" / "metadata.json").read_text())["class_names"] == names
+    for wrong, message in [
+        (["setosa", "versicolor"], "--class-names gives 2 names for the model's 3 classes (0, 1, 2)"),
+        (["a", "a", "b"], "--class-names must be distinct and non-empty"),
+    ]:
+        with pytest.raises(PackageError, match=re.escape(message)):
+            publish_iris(repo, forest_file, tmp_path, version="3", class_names=wrong)
+    assert entries(repo / "iris") == ["1", "2"]
 
 
 def test_the_reference_is_the_training_distribution(

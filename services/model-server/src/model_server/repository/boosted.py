@@ -49,8 +49,6 @@ class BoostedModel:
     """A gradient-boosted model on Treelite, with the estimator interface the server describes and calls:
     ``n_features_in_``, ``predict`` and, for a classifier, ``classes_`` and ``predict_proba``."""
 
-    runtime_name = "treelite"
-
     def __init__(self, model: Any, library: str, task: str, n_features: int, objective: str) -> None:
         from treelite.gtil import gtil
 
@@ -69,8 +67,13 @@ class BoostedModel:
     def predict(self, rows: np.ndarray) -> np.ndarray:
         return self.outputs(rows)[:, 0]
 
+    @property
+    def kind(self) -> str:
+        """What the model is, for its metadata: ``xgboost multi:softprob``."""
+        return f"{self.library} {self.objective}"
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.library} {self.objective})"
+        return f"{type(self).__name__}({self.kind})"
 
 
 class BoostedClassifier(BoostedModel):
@@ -98,7 +101,7 @@ def load_boosted(name: str, data: bytes, metadata: dict[str, Any]) -> BoostedMod
     if section.get("library") not in (None, library):
         raise ModelLoadError(f"{name}: metadata.json says {section.get('library')!r} wrote it, its name says {library}")
     objective = section.get("objective")
-    if objective not in OBJECTIVES[library]:
+    if not isinstance(objective, str) or objective not in OBJECTIVES[library]:
         served = ", ".join(OBJECTIVES[library])
         raise ModelLoadError(f"{name}: unsupported objective {objective!r} (metadata.json; served: {served})")
     model = _parse(name, data, library)
@@ -117,8 +120,13 @@ def load_boosted(name: str, data: bytes, metadata: dict[str, Any]) -> BoostedMod
     else:
         n_classes = 2 if task == "binary" else int(header.get_field("num_class")[0])
         classes = metadata.get("classes", list(range(n_classes)))
-        if not isinstance(classes, list) or len(classes) != n_classes:
-            raise ModelLoadError(f"{name}: metadata 'classes' must list the model's {n_classes} classes")
+        if (
+            not isinstance(classes, list)
+            or len(classes) != n_classes
+            or len(set(map(repr, classes))) != n_classes
+            or not all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in classes)
+        ):
+            raise ModelLoadError(f"{name}: metadata 'classes' must list the model's {n_classes} classes, each once")
         boosted = BoostedClassifier(model, library, task, n_features, objective, classes)
     _check_references(name, boosted, section.get("reference"))
     return boosted

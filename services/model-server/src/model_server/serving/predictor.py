@@ -17,6 +17,7 @@ import numpy as np
 
 from ..monitoring.version_metrics import VersionMetrics
 from ..repository.artifact import Artifact, ModelLoadError
+from ..repository.boosted import BoostedModel
 from ..repository.signature import Signature, SignatureError, read_signature
 from .model_input import ModelInput
 from .runtime import Runtime, select_runtime
@@ -42,6 +43,7 @@ class ModelDescription:
     has_probabilities: bool
     signature: Signature
     metadata: dict[str, Any] = field(default_factory=dict)
+    platform: str = "sklearn"  # what made the model: scikit-learn, or a gradient-boosting library
 
     @property
     def n_features(self) -> int:
@@ -166,11 +168,12 @@ def describe(
         sha256=artifact.sha256,
         runtime=runtime,
         runtime_reason=runtime_reason,
-        estimator=type(estimator).__name__,
+        estimator=estimator.kind if isinstance(estimator, BoostedModel) else type(estimator).__name__,
         feature_names=tuple(str(f) for f in feature_names),
         classes=classes,
         class_names=class_names,
         has_probabilities=classes is not None and callable(getattr(estimator, "predict_proba", None)),
         signature=signature,
         metadata=meta,
+        platform=estimator.library if isinstance(estimator, BoostedModel) else "sklearn",
     )

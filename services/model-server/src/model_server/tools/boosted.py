@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -170,6 +171,7 @@ def package_boosted(
     repository: Path,
     target_column: str | None,
     max_features: int,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Publish ``<repository>/<name>/<version>`` from a boosted model file and its training data."""
     native = read_native(model_path)
@@ -187,11 +189,17 @@ def package_boosted(
         "feature_names": names, "signature": signature_json(signature),
         "input_example": input_example(frame, signature),
     }  # fmt: skip
+    if class_names is not None and native.task == "regression":
+        raise BoostedPackageError("--class-names names a classifier's classes; this model is a regression")
     reference: dict[str, Any] = {"features": column_references(frame, signature, max_features)}
     if native.task != "regression":
         classes = _classes(native, training)
         metadata["classes"] = classes
-        metadata["class_names"] = [str(c) for c in classes]
+        if class_names is not None and len(class_names) != len(classes):
+            raise BoostedPackageError(
+                f"--class-names gives {len(class_names)} names for the model's {len(classes)} classes"
+            )
+        metadata["class_names"] = list(class_names) if class_names is not None else [str(c) for c in classes]
         all_outputs = native.predict(given)
         probabilities = (
             np.column_stack([1 - all_outputs[:, 0], all_outputs[:, 0]]) if native.n_outputs == 1 else all_outputs

@@ -65,8 +65,12 @@ def package(
     eval_path: Path | None = None,
     max_features: int = DEFAULT_MAX_FEATURES,
     max_categories: int = MAX_CATEGORIES,
+    class_names: Sequence[str] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Publish ``<repository>/<name>/<version>`` from an estimator file and a training sample."""
+    """Publish ``<repository>/<name>/<version>`` from an estimator file and a training sample.
+
+    ``class_names``: a readable name per class, in the model's class order (a classifier fitted on integer labels).
+    """
     new_version_dir(repository, name, version)  # refuse before any work
     if estimator_path.suffix.lower() in BOOSTED_SUFFIXES:  # a gradient-boosted model's own file (tools/boosted.py)
         if eval_path is not None:
@@ -74,11 +78,12 @@ def package(
         try:
             return package_boosted(
                 estimator_path, train_path, name=name, version=version, repository=repository,
-                target_column=target_column, max_features=max_features,
+                target_column=target_column, max_features=max_features, class_names=class_names,
             )  # fmt: skip
         except BoostedPackageError as exc:
             raise PackageError(str(exc)) from None
     estimator = load_estimator(estimator_path)
+    check_class_names(class_names, getattr(estimator, "classes_", None))
     # A model fitted on a DataFrame (it knows its columns' names) is packaged from the DataFrame its data reads as
     # (a .npy sample of one is a matrix of its numeric columns, as before).
     named = getattr(estimator, "feature_names_in_", None) is not None
@@ -98,12 +103,27 @@ def package(
     def write(directory: Path) -> dict[str, Any]:
         metadata = write_model_dir(
             directory, estimator, training.x, name=name, version=version, feature_names=feature_names,
-            max_features=max_features, max_categories=max_categories, metrics=metrics,
+            max_features=max_features, max_categories=max_categories, metrics=metrics, class_names=class_names,
         )  # fmt: skip
         _check_round_trip(directory / ARTIFACT_NAME, estimator, training.x)
         return metadata
 
     return publish(repository, name, version, write)
+
+
+def check_class_names(class_names: Sequence[str] | None, classes: Any) -> None:
+    """``--class-names``: one distinct, non-empty name per class of a classifier."""
+    if class_names is None:
+        return
+    if classes is None:
+        raise PackageError("--class-names names a classifier's classes; this model has none")
+    if len(class_names) != len(classes):
+        shown = ", ".join(str(c) for c in list(classes)[:10])
+        raise PackageError(
+            f"--class-names gives {len(class_names)} names for the model's {len(classes)} classes ({shown})"
+        )
+    if len(set(class_names)) != len(class_names) or not all(class_names):
+        raise PackageError("--class-names must be distinct and non-empty")
 
 
 def load_estimator(path: Path) -> Any:
@@ -242,12 +262,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-categories", type=_at_least_zero, default=MAX_CATEGORIES, help="categories listed per string column"
     )
+    parser.add_argument(
+        "--class-names", type=lambda text: [name.strip() for name in text.split(",")],
+        help="comma-separated names of the classes, in the model's order (for a classifier fitted on integer labels)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         path, metadata = package(
             args.estimator, args.train_data, name=args.name, version=args.version, repository=args.repository,
             target_column=args.target_column, eval_path=args.eval_data, max_features=args.max_features,
-            max_categories=args.max_categories,
+            max_categories=args.max_categories, class_names=args.class_names,
         )  # fmt: skip
     except (PackageError, PublishError, DataError) as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
