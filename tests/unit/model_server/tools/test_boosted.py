@@ -29,6 +29,7 @@ MAKERS: dict[str, Callable[[Path], boosted.Boosted]] = {
     "xgboost multiclass, categories, JSON": boosted.xgboost_penguins,
     "xgboost multiclass, categories, UBJSON": lambda folder: boosted.xgboost_penguins(folder, file="model.ubj"),
     "lightgbm multiclass, categories": boosted.lightgbm_penguins,
+    "xgboost binary": boosted.xgboost_cancer,
     "lightgbm binary": boosted.lightgbm_cancer,
     "xgboost regression": lambda folder: boosted.regression(folder, "xgboost"),
     "lightgbm regression": lambda folder: boosted.regression(folder, "lightgbm"),
