@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from model_server.repository.artifact import ModelLoadError, load_artifact, sha256_of
-from model_server.tools.package import package
+from model_server.tools.package import PackageError, package
 
 from harness import boosted
 
@@ -85,21 +86,27 @@ def test_an_unsupported_objective_is_refused_naming_it(xgboost_version: Path, tm
     assert "unsupported objective 'multi:softmax' (metadata.json; served: binary:logistic, " in refused(version)
 
 
-def test_a_file_whose_output_is_not_the_objective_recorded_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [
+        ("model.json", "the file's objective is 'binary:logitraw', metadata.json says 'binary:logistic'"),
+        # UBJSON is not parsed here: Treelite's reading of its output transformation refuses it.
+        ("model.ubj", "the file holds a binary classifier whose output goes through 'identity', not a binary:logistic"),
+    ],
+)
+def test_a_file_whose_objective_is_not_the_one_recorded_is_refused(tmp_path: Path, file: str, message: str) -> None:
     import xgboost
 
     frame, species = boosted.penguin_frame()
     model = xgboost.XGBModel(objective="binary:logitraw", n_estimators=3, enable_categorical=True)
     version = tmp_path / "repo" / "gb" / "1"
     version.mkdir(parents=True)
-    model.fit(frame.drop(columns=boosted.CATEGORICAL), species == "Adelie").save_model(version / "model.json")
+    model.fit(frame.drop(columns=boosted.CATEGORICAL), species == "Adelie").save_model(version / file)
     reference = {"rows": [[40.0, 18.0, 190.0, 3700.0, 2008]], "outputs": [[0.5]]}
-    metadata = {"sha256": sha256_of(version / "model.json"),
+    metadata = {"artifact": file, "sha256": sha256_of(version / file),
                 "boosted": {"library": "xgboost", "objective": "binary:logistic", "reference": reference}}  # fmt: skip
     (version / "metadata.json").write_text(json.dumps(metadata))
-    assert "the file holds a binary classifier whose output goes through 'identity', not a binary:logistic model" in (
-        refused(version)
-    )
+    assert message in refused(version)
 
 
 def test_categories_left_in_an_xgboost_file_are_refused_with_the_way_out(tmp_path: Path) -> None:
@@ -151,3 +158,79 @@ def test_a_file_that_is_no_model_is_refused(tmp_path: Path, name: str) -> None:
     metadata = {"artifact": name, "sha256": sha256_of(version / name), "boosted": {"objective": objective}}
     (version / "metadata.json").write_text(json.dumps(metadata))
     assert f"{name} is not a {library} model Treelite reads" in refused(version)
+
+
+class FakeTree:
+    """A tree as Treelite's accessor gives it: node 0 the root; 1 and 2 its children, leaves 3 to 6 theirs."""
+
+    def __init__(self, **fields: list[int]) -> None:
+        self.fields = {
+            "num_nodes": [7], "node_type": [1, 1, 2, 0, 0, 0, 0], "cleft": [1, 3, 5, -1, -1, -1, -1],
+            "cright": [2, 4, 6, -1, -1, -1, -1], "split_index": [0, 1, 2, -1, -1, -1, -1],
+            "category_list": [0, 2], "category_list_begin": [0, 0, 0, 0, 0, 0, 0],
+            "category_list_end": [0, 0, 2, 0, 0, 0, 0], "leaf_vector": [], "leaf_vector_begin": [0] * 7,
+            "leaf_vector_end": [0] * 7, **fields,
+        }  # fmt: skip
+
+    def get_field(self, name: str) -> np.ndarray:
+        return np.asarray(self.fields[name])
+
+
+class FakeModel:
+    num_feature, num_tree = 3, 1
+
+    def __init__(self, tree: FakeTree) -> None:
+        self.tree = tree
+
+    def get_tree_accessor(self, index: int) -> FakeTree:
+        return self.tree
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"cleft": [1, 0, 5, -1, -1, -1, -1]}, "a node other than the root is not the child of exactly one node"),
+        ({"cleft": [1, 3, 4, -1, -1, -1, -1]}, "a node other than the root is not the child of exactly one node"),
+        ({"cleft": [1, 3, 9, -1, -1, -1, -1]}, "a node other than the root is not the child of exactly one node"),
+        ({"split_index": [0, 3, 2, -1, -1, -1, -1]}, "a split on a feature outside the model's 3"),
+        ({"category_list_end": [0, 0, 3, 0, 0, 0, 0]}, "a category list or a leaf vector lies outside its array"),
+        ({"leaf_vector_end": [0, 0, 0, 1, 0, 0, 0]}, "a category list or a leaf vector lies outside its array"),
+        ({"num_nodes": [8]}, "its node arrays disagree on its size"),
+    ],
+)
+def test_a_tree_treelite_could_not_walk_safely_is_refused(fields: dict[str, list[int]], problem: str) -> None:
+    from model_server.repository.boosted import _check_trees
+
+    _check_trees("model.json", FakeModel(FakeTree()))  # the tree as it should be
+    with pytest.raises(ModelLoadError, match=f"model.json: tree 0 cannot be evaluated safely: {problem}"):
+        _check_trees("model.json", FakeModel(FakeTree(**fields)))
+
+
+def test_an_objective_the_file_names_otherwise_is_refused(tmp_path: Path) -> None:
+    made = boosted.lightgbm_cancer(tmp_path / "made")
+    path, _ = package(made.path, made.csv, name="gb", version="1", repository=tmp_path / "repo", target_column="target")
+    text = (path / "model.txt").read_text()
+    (path / "model.txt").write_text(text.replace("objective=binary sigmoid:1", "objective=cross_entropy", 1))
+    metadata = json.loads((path / "metadata.json").read_text())
+    metadata["sha256"] = sha256_of(path / "model.txt")
+    (path / "metadata.json").write_text(json.dumps(metadata))
+    assert "the file's objective is 'cross_entropy', metadata.json says 'binary'" in refused(path)
+
+
+def test_a_model_of_several_targets_is_refused(tmp_path: Path) -> None:
+    import xgboost
+
+    frame, _ = boosted.penguin_frame()
+    known = frame.dropna(subset=["body_mass_g", "flipper_length_mm"])
+    x, y = known[["bill_length_mm", "bill_depth_mm"]], known[["body_mass_g", "flipper_length_mm"]]
+    version = tmp_path / "repo" / "gb" / "1"
+    version.mkdir(parents=True)
+    xgboost.XGBRegressor(n_estimators=3, tree_method="hist").fit(x, y).save_model(version / "model.json")
+    reference = {"rows": [[40.0, 18.0]], "outputs": [[4000.0]]}
+    metadata = {"sha256": sha256_of(version / "model.json"),
+                "boosted": {"library": "xgboost", "objective": "reg:squarederror", "reference": reference}}  # fmt: skip
+    (version / "metadata.json").write_text(json.dumps(metadata))
+    assert "a model of 2 targets; served: one" in refused(version)
+    x.assign(body_mass_g=y["body_mass_g"]).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(PackageError, match="a model of 2 targets; served: one"):
+        package(version / "model.json", tmp_path / "train.csv", name="gb", version="2", repository=tmp_path / "repo")

@@ -206,3 +206,37 @@ def test_an_all_numeric_model_without_missing_values_keeps_the_float_matrix(tmp_
     np.testing.assert_allclose(np.reshape(response.get_json()["outputs"][0]["data"], native.shape), native, atol=1e-6)
     predicted = app.test_client().post("/predict", json={"features": rows[:20].tolist()}).get_json()["prediction"]
     assert predicted == [metadata["classes"][i] for i in native[:20].argmax(axis=1)]
+
+
+def test_a_boolean_target_gives_classes_false_and_true(tmp_path: Path) -> None:
+    import xgboost
+
+    frame, species = boosted.penguin_frame()
+    adelie = species == "Adelie"
+    model = xgboost.XGBClassifier(n_estimators=10, max_depth=3, enable_categorical=True).fit(frame, adelie)
+    model.save_model(tmp_path / "model.json")
+    frame.assign(adelie=adelie).to_csv(tmp_path / "train.csv", index=False)
+    _, metadata = package(tmp_path / "model.json", tmp_path / "train.csv", name="gb", version="1",
+                          repository=tmp_path / "repo", target_column="adelie")  # fmt: skip
+    assert metadata["classes"] == ["False", "True"]
+    app = create_app(Settings(model_repository=tmp_path / "repo", default_model="gb"))
+    labels = infer(app, frame, ["predict"])[0]["data"]
+    assert labels == [str(bool(v)) for v in model.predict(frame)]
+
+
+def test_categories_that_are_not_text_and_repeated_class_names_are_refused(tmp_path: Path) -> None:
+    import lightgbm
+
+    frame, species = boosted.penguin_frame()
+    years = frame.assign(year=frame["year"].astype("category"))
+    model = lightgbm.LGBMClassifier(n_estimators=3, verbose=-1).fit(years, pd.Categorical(species).codes)
+    model.booster_.save_model(tmp_path / "model.txt")
+    frame.assign(species=species).to_csv(tmp_path / "train.csv", index=False)
+    options = {"name": "gb", "version": "1", "repository": tmp_path / "repo", "target_column": "species"}
+    with pytest.raises(PackageError, match="a categorical feature whose categories are not text"):
+        package(tmp_path / "model.txt", tmp_path / "train.csv", **options)
+    made = boosted.xgboost_penguins(tmp_path / "made")
+    with pytest.raises(PackageError, match="--class-names must be distinct and non-empty"):
+        package(made.path, made.csv, **options, class_names=["a", "a", "b"])
+    with pytest.raises(PackageError, match="--class-names gives 2 names for the model's 3 classes"):
+        package(made.path, made.csv, **options, class_names=["a", "b"])

@@ -2,7 +2,12 @@
 LightGBM (``model.txt``). Neither library is in the image.
 
 A version folder holds the model file and ``metadata.json``. The file is data, not code, yet its
-SHA-256 is checked as every artifact's is (a swapped file is refused). ``python -m model_server.package``
+SHA-256 is checked as every artifact's is (a swapped file is refused). Treelite's parser checks
+the file's syntax, not its trees, and its evaluation trusts them: so before any row is predicted,
+every tree is checked here (:func:`_check_trees`): each node but the root is the child of exactly
+one node (so a walk from the root ends at a leaf), every split names a feature the model has, and
+every category list and leaf vector lies within its array. A model with more than one target is
+refused: its outputs are one target's. ``python -m model_server.package``
 writes the ``boosted`` section of the metadata where the model was trained, with the native library::
 
     "boosted": {"library": "xgboost", "library_version": "3.2.0", "objective": "multi:softprob",
@@ -26,6 +31,7 @@ A classifier's classes are the metadata's ``classes``, in the order of the model
 from __future__ import annotations
 
 import ctypes
+import json
 from typing import Any
 
 import numpy as np
@@ -104,8 +110,12 @@ def load_boosted(name: str, data: bytes, metadata: dict[str, Any]) -> BoostedMod
     if not isinstance(objective, str) or objective not in OBJECTIVES[library]:
         served = ", ".join(OBJECTIVES[library])
         raise ModelLoadError(f"{name}: unsupported objective {objective!r} (metadata.json; served: {served})")
+    _check_declared_objective(name, data, library, objective)
     model = _parse(name, data, library)
+    _check_trees(name, model)
     header = model.get_header_accessor()
+    if int(header.get_field("num_target")[0]) != 1:
+        raise ModelLoadError(f"{name}: a model of {int(header.get_field('num_target')[0])} targets; served: one")
     task_type, postprocessor = int(header.get_field("task_type")[0]), str(header.get_field("postprocessor"))
     task = OBJECTIVES[library][objective]
     if TASKS.get((task_type, postprocessor)) != task:
@@ -157,12 +167,59 @@ def _parse(name: str, data: bytes, library: str) -> Any:
         raise ModelLoadError(f"{name} is not a {library} model Treelite reads: {one_line(exc)}{hint}") from None
 
 
+def _check_declared_objective(name: str, data: bytes, library: str, objective: str) -> None:
+    """The objective the file itself names, where it can be read without a parser of its own (LightGBM's text,
+    XGBoost's JSON), must be the metadata's: another with the same output transformation (absolute error,
+    quantiles, Huber) would otherwise pass for it. UBJSON's is checked by its transformation only."""
+    named = None
+    if library == "lightgbm":
+        head = data[: 1 << 16].decode("utf-8", "replace")
+        line = next((line for line in head.splitlines() if line.startswith("objective=")), "objective=")
+        named = line.removeprefix("objective=").split(" ")[0] or None  # none: not LightGBM's text at all
+    elif _suffix(name) == ".json":
+        try:
+            named = json.loads(data)["learner"]["objective"]["name"]
+        except (ValueError, KeyError, TypeError):
+            return  # not XGBoost JSON: Treelite's parser says why
+    if named is not None and named != objective:
+        raise ModelLoadError(f"{name}: the file's objective is {named!r}, metadata.json says {objective!r}")
+
+
+def _check_trees(name: str, model: Any) -> None:
+    """Every tree is a tree Treelite can walk safely (module docstring); ModelLoadError naming the first that is not."""
+    n_features = int(model.num_feature)
+    for index in range(int(model.num_tree)):
+        tree = model.get_tree_accessor(index)
+        n = int(tree.get_field("num_nodes")[0])
+        kinds, left, right = (np.asarray(tree.get_field(f)) for f in ("node_type", "cleft", "cright"))
+        split = np.asarray(tree.get_field("split_index"))
+        inner = kinds != 0  # 0: a leaf; 1: a numerical split; 2: a categorical split
+        children = np.concatenate([left[inner], right[inner]])
+        problem = ""
+        if n < 1 or any(len(a) != n for a in (kinds, left, right, split)):
+            problem = "its node arrays disagree on its size"
+        elif not np.array_equal(np.sort(children), np.arange(1, n)):
+            problem = "a node other than the root is not the child of exactly one node"
+        elif np.any((split[inner] < 0) | (split[inner] >= n_features)):
+            problem = f"a split on a feature outside the model's {n_features}"
+        elif not _within(tree, "category_list", inner & (kinds == 2)) or not _within(tree, "leaf_vector", ~inner):
+            problem = "a category list or a leaf vector lies outside its array"
+        if problem:
+            raise ModelLoadError(f"{name}: tree {index} cannot be evaluated safely: {problem}")
+
+
+def _within(tree: Any, field: str, nodes: np.ndarray) -> bool:
+    size = len(tree.get_field(field))
+    begin, end = (np.asarray(tree.get_field(f"{field}_{side}"))[nodes] for side in ("begin", "end"))
+    return bool(np.all((begin >= 0) & (begin <= end) & (end <= size)))
+
+
 def _check_references(name: str, model: BoostedModel, reference: Any) -> None:
     """Treelite's outputs on the reference rows must equal the native library's, within REFERENCE_TOLERANCE."""
     try:
         rows = np.asarray(reference["rows"], dtype=np.float64)  # JSON null -> NaN
         expected = np.asarray(reference["outputs"], dtype=np.float64)
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, OverflowError):
         raise ModelLoadError(f"{name}: metadata 'boosted.reference' must hold 'rows' and 'outputs' (numbers)") from None
     if rows.ndim != 2 or len(rows) == 0 or rows.shape[1] != model.n_features_in_:
         raise ModelLoadError(f"{name}: the reference rows must be a matrix of {model.n_features_in_} columns")

@@ -41,7 +41,7 @@ import numpy as np
 from ..monitoring.reference import column_references, prediction_shares
 from ..repository.artifact import METADATA_NAME, ModelLoadError, load_artifact, sha256_of
 from ..repository.boosted import BOOSTED_SUFFIXES, OBJECTIVES
-from ..repository.signature import Column, Signature
+from ..repository.signature import MAX_CATEGORIES, Column, Signature
 from .dataset import Frame, read_frame
 from .publish import publish
 from .signature import input_example, signature_json
@@ -111,6 +111,10 @@ def _read_xgboost(path: Path) -> NativeModel:
     if learner["gradient_booster"]["name"] != "gbtree":
         raise BoostedPackageError(f"{path}: a {learner['gradient_booster']['name']} booster; served: gbtree")
     objective, model = learner["objective"]["name"], learner["gradient_booster"]["model"]
+    if int(learner["learner_model_param"].get("num_target", "1")) != 1:
+        raise BoostedPackageError(
+            f"{path}: a model of {learner['learner_model_param']['num_target']} targets; served: one"
+        )
     categories = _xgboost_categories(path, model.get("cats") or {})
     if categories:  # Treelite reads the trees only: the categories move to the signature (module docstring)
         model["cats"] = {"enc": [], "feature_segments": [], "sorted_idx": []}
@@ -149,6 +153,10 @@ def _read_lightgbm(path: Path) -> NativeModel:
     # feature_infos: a numeric feature's range "[min:max]" (or "none"), a categorical one's codes "0:1:2".
     positions = [j for j, info in enumerate(infos) if info and not info.startswith("[") and info != "none"]
     lists = booster.pandas_categorical or []
+    if any(not isinstance(value, str) for values in lists for value in values):
+        raise BoostedPackageError(
+            f"{path}: a categorical feature whose categories are not text; served: string categories"
+        )
     if positions and len(lists) != len(positions):
         raise BoostedPackageError(
             f"{path}: {len(positions)} categorical features but {len(lists)} category lists: fit on a DataFrame "
@@ -256,6 +264,11 @@ def _signature(native: NativeModel, frame: Any) -> Signature:
         values = frame[name]
         nullable = bool(values.isna().any())
         if j in native.categories:
+            if len(native.categories[j]) > MAX_CATEGORIES:
+                raise BoostedPackageError(
+                    f"column {name!r} has {len(native.categories[j])} categories; a signature lists at most "
+                    f"{MAX_CATEGORIES}"
+                )
             columns.append(Column(name=name, type="string", nullable=nullable,
                                   categories=tuple(native.categories[j]), unknown="accept", coded=True))  # fmt: skip
             continue
@@ -298,6 +311,8 @@ def _classes(native: NativeModel, training: Frame) -> list[Any]:
     if training.y is None:
         return list(range(n_classes))
     values = [v for v in training.y.tolist() if not (isinstance(v, float) and np.isnan(v))]
+    if values and all(isinstance(v, bool) for v in values):
+        values = [str(v) for v in values]  # "False" < "True": the order of their codes, 0 and 1
     classes = sorted(set(values), key=lambda v: (isinstance(v, str), v))
     if len(classes) != n_classes:
         raise BoostedPackageError(

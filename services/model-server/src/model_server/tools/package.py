@@ -72,6 +72,8 @@ def package(
     ``class_names``: a readable name per class, in the model's class order (a classifier fitted on integer labels).
     """
     new_version_dir(repository, name, version)  # refuse before any work
+    if class_names is not None and (len(set(class_names)) != len(class_names) or not all(class_names)):
+        raise PackageError("--class-names must be distinct and non-empty")
     if estimator_path.suffix.lower() in BOOSTED_SUFFIXES:  # a gradient-boosted model's own file (tools/boosted.py)
         if eval_path is not None:
             raise PackageError("--eval-data is not measured for a gradient-boosted model file yet")
@@ -112,7 +114,7 @@ def package(
 
 
 def check_class_names(class_names: Sequence[str] | None, classes: Any) -> None:
-    """``--class-names``: one distinct, non-empty name per class of a classifier."""
+    """``--class-names``: one name per class of a classifier (distinct and non-empty: checked first, in package)."""
     if class_names is None:
         return
     if classes is None:
@@ -122,8 +124,6 @@ def check_class_names(class_names: Sequence[str] | None, classes: Any) -> None:
         raise PackageError(
             f"--class-names gives {len(class_names)} names for the model's {len(classes)} classes ({shown})"
         )
-    if len(set(class_names)) != len(class_names) or not all(class_names):
-        raise PackageError("--class-names must be distinct and non-empty")
 
 
 def load_estimator(path: Path) -> Any:
@@ -260,7 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-data", type=Path, help="held-out rows with the target column: records accuracy")
     parser.add_argument("--max-features", type=_at_least_zero, default=DEFAULT_MAX_FEATURES, help="features to bin")
     parser.add_argument(
-        "--max-categories", type=_at_least_zero, default=MAX_CATEGORIES, help="categories listed per string column"
+        "--max-categories",
+        type=_at_least_zero,
+        default=MAX_CATEGORIES,
+        help="categories listed per string column (a gradient-boosted model's categorical features list all theirs)",
     )
     parser.add_argument(
         "--class-names", type=lambda text: [name.strip() for name in text.split(",")],
