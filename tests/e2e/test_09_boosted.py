@@ -150,7 +150,7 @@ def test_a_tampered_file_and_an_unsupported_objective_are_refused(
             for i in requests.post(f"{stack.nginx_url}/v2/repository/index", timeout=10).json()
         }
         assert "SHA-256" in index[(boosted.LIGHTGBM, "2")]["reason"], index[(boosted.LIGHTGBM, "2")]
-        assert "not a reg:squarederror model" in index[("gamma-xgb", "1")]["reason"], index[("gamma-xgb", "1")]
+        assert "the file's objective is 'reg:gamma'" in index[("gamma-xgb", "1")]["reason"], index[("gamma-xgb", "1")]
         # The LightGBM model's version 1 keeps serving.
         rows = made[boosted.LIGHTGBM].frame.to_numpy()[:5]
         tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
