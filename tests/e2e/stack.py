@@ -40,6 +40,7 @@ __all__ = [
     "run",
     "serving_repository",
     "start_stack",
+    "startable_services",
     "wait_for",
 ]
 
@@ -143,15 +144,23 @@ def start_stack() -> Stack:
     """Build and start every service whose image is available here; name the others."""
     project = os.environ.get("E2E_PROJECT") or f"e2e-{secrets.token_hex(3)}"
     stack = Stack(project=project, env={**TEST_ENV, "COMPOSE_PROJECT_NAME": project, **free_host_ports()})
-    for name, service in stack.config()["services"].items():
-        image = service.get("image", "")
-        if "build" in service or image_available(image):
-            stack.services.append(name)
-        else:
-            stack.skipped[name] = f"image {image} is neither present nor pullable here (no registry)"
+    stack.services, stack.skipped = startable_services(stack)
     stack.compose("build", "model", timeout=900)
     stack.up()
     return stack
+
+
+def startable_services(project: ComposeProject) -> tuple[list[str], dict[str, str]]:
+    """The project's services that can start here (built, or their image present or pullable); why the others cannot."""
+    services: list[str] = []
+    skipped: dict[str, str] = {}
+    for name, service in project.config()["services"].items():
+        image = service.get("image", "")
+        if "build" in service or image_available(image):
+            services.append(name)
+        else:
+            skipped[name] = f"image {image} is neither present nor pullable here (no registry)"
+    return services, skipped
 
 
 def loaded_versions(stack: Stack, container: str, model: str) -> set[str]:
