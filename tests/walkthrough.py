@@ -163,6 +163,7 @@ class Shell:
         self.log = log
         self.token = f"__walkthrough_{secrets.token_hex(6)}__"
         self._count = 0
+        self._stderr_from = 0
         self._stderr = log.with_suffix(".stderr")
         with self._stderr.open("w") as stderr:  # the shell keeps its own descriptor
             self._process = subprocess.Popen(
@@ -188,6 +189,7 @@ class Shell:
     def run(self, text: str, timeout: float) -> tuple[int, str]:
         """Run ``text``; its exit status and standard output."""
         self._count += 1
+        self._stderr_from = self._stderr.stat().st_size  # stderr_tail() shows this command's only
         script = self.log.parent / f"{self.log.stem}-{self._count}.sh"
         script.write_text(text + "\n")
         assert self._process.stdin is not None
@@ -214,7 +216,10 @@ class Shell:
         return status, stdout
 
     def stderr_tail(self, lines: int = 30) -> str:
-        tail = self._stderr.read_text(errors="replace").splitlines()[-lines:]
+        """The end of what the last command wrote to stderr."""
+        with self._stderr.open("rb") as handle:
+            handle.seek(self._stderr_from)
+            tail = handle.read().decode(errors="replace").splitlines()[-lines:]
         return "stderr (last lines):\n" + "\n".join(tail)
 
     def close(self) -> None:

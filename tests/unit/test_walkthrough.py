@@ -97,6 +97,16 @@ def test_a_wrong_command_or_output_fails_the_walk(shell: Shell, old: str, new: s
         walk(DOCUMENT.replace(old, new), shell, settle=1)
 
 
+def test_a_failure_says_where_what_was_expected_and_what_came(shell: Shell) -> None:
+    document = DOCUMENT.replace("# one two three", "# one two four").replace("three\n", "three; echo oops >&2\n", 1)
+    with pytest.raises(WalkthroughError) as failure:
+        walk(document, shell, settle=1)
+    message = str(failure.value)
+    assert message.startswith("README line 9 (Title): after 1 s the output still differs from the README's")
+    assert "README says:\none two four\ngot (exit 0):\none two three\n" in message
+    assert message.endswith("stderr (last lines):\noops")  # the last command's stderr, not every retry's
+
+
 def test_a_command_is_retried_until_its_output_arrives(shell: Shell) -> None:
     commands = "(sleep 1; echo ready > state) &\ncat state 2>/dev/null\n# ready"
     document = f"<!-- walkthrough: run -->\n{FENCE}sh\n{commands}\n{FENCE}\n"
