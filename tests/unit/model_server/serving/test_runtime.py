@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,22 @@ def test_a_pipeline_ending_in_a_forest_runs_its_trees_on_treelite_and_its_prepro
     assert select_runtime(forest, "sklearn").runtime.name == "sklearn"
     logistic = select_runtime(penguins.logistic())
     assert (logistic.runtime.name, logistic.reason) == ("sklearn", "no exact fast runtime for Pipeline")
+
+
+def test_a_model_fitted_on_named_number_columns_takes_arrays_without_a_warning() -> None:
+    """The server gives such a model its rows as an array in signature order: no "valid feature names" warning
+    (it was logged by every worker at every load); any other warning still goes through."""
+    iris = load_iris(as_frame=True)
+    named = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
+    rows = iris.data.to_numpy()[:5]
+    with pytest.warns(UserWarning, match="valid feature names"):
+        named.predict(rows)  # scikit-learn's own behaviour, which the runtime keeps quiet
+    for estimator in (named, RandomForestRegressor(n_estimators=3, random_state=0).fit(iris.data, iris.target)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            choice = select_runtime(estimator)
+            choice.runtime.predict(rows)
+            if hasattr(estimator, "predict_proba"):
+                choice.runtime.predict_with_probabilities(rows)
+    with pytest.warns(UserWarning, match="X has feature names"):  # the reverse case is not silenced
+        SklearnRuntime(LogisticRegression(max_iter=500).fit(iris.data.to_numpy(), iris.target)).predict(iris.data)

@@ -20,7 +20,10 @@ start, checked at load against the predictions its library made when it was pack
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,20 +53,41 @@ class Runtime(Protocol):
 
 
 class SklearnRuntime:
+    """The estimator's own ``predict`` and ``predict_proba``.
+
+    An estimator fitted on a DataFrame of number columns only is given the rows as an array, in
+    its signature's column order (checked before it is called); scikit-learn's "X does not have
+    valid feature names" would warn of that deliberate call in every process, so it is silenced
+    for such an estimator, and that warning only.
+    """
+
     name = "sklearn"
 
     def __init__(self, estimator: Any) -> None:
         self._estimator = estimator
+        self._named = hasattr(estimator, "feature_names_in_")
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self._estimator.predict(rows))
+        with self._quiet():
+            return np.asarray(self._estimator.predict(rows))
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
-        return self._estimator.predict_proba(rows)
+        with self._quiet():
+            return self._estimator.predict_proba(rows)
+
+    def _quiet(self) -> contextlib.AbstractContextManager[Any]:
+        return _unnamed_rows_accepted() if self._named else contextlib.nullcontext()
 
     def predict_with_probabilities(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Both calls: predict() is not argmax(predict_proba) for every estimator.
         return self.predict(rows), self.predict_proba(rows)
+
+
+@contextlib.contextmanager
+def _unnamed_rows_accepted() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+        yield
 
 
 class TreeliteRuntime:
