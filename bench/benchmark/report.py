@@ -29,7 +29,17 @@ FEATURE_BUDGET = 0.05  # what drift counting, the repository and the canary may 
 BUDGETED = ("f-drift", "f-repository", "f-canary")
 SHADOW_P50_BUDGET_MS = 1.0  # what a 100 % shadow may add to the p50 at c=1 (its req/s cost is reported)
 NGINX_BUDGET_US = 70  # nginx's CPU per proxied request
+BATCHING_IDLE_TOLERANCE = 0.03  # at c=1 batching on stays within 3 % of off, in req/s and in p99
+BATCHING_GAIN = 1.5  # and at c >= 16 serves at least 1.5 times off's req/s
 RELOAD_GROWTH_BUDGET_PCT = 5.0  # memory growth from reload cycle 10 to the last, % of cycle 10's
+
+
+def batching_verdict(c: int, rps: float, p99: float | None) -> str:
+    """Batching on vs off in paired rounds: free when one request at a time, a gain under load."""
+    if c == 1:
+        free = rps >= 1 - BATCHING_IDLE_TOLERANCE and p99 is not None and p99 <= 1 + BATCHING_IDLE_TOLERANCE
+        return f"{ok(free)} target within {BATCHING_IDLE_TOLERANCE:.0%} in req/s and p99"
+    return f"{ok(rps >= BATCHING_GAIN)} target ≥ {BATCHING_GAIN}×"
 
 
 def runs_of(results: dict[str, Any], key: str) -> dict[int, dict[str, Any]]:
@@ -299,7 +309,10 @@ class Report:
                          f"(**{delta_text(on_p99, off_p99)}**); req/s {fmt(on_rps, 0)} vs {fmt(off_rps, 0)} "
                          f"({ratio_text(on_rps, off_rps)}).")  # fmt: skip
         off = " ".join(f"{k}={v}" for k, v in self.s.get("batch_off_env", {}).items())
-        return [f"**Batching** (b, server defaults, vs b', `{off}`):", "\n".join(lines)]
+        return [
+            f"**Batching** (b, server defaults, vs b', `{off}`; one run each, the verdicts: *Paired rounds*):",
+            "\n".join(lines),
+        ]
 
     def paired_section(self) -> list[str]:
         if not (groups := self.r.get("paired_rounds") or {}):
@@ -336,6 +349,8 @@ class Report:
                     of_medians, rps, p99 = (comparison[k] for k in ("rps_ratio_of_medians", "rps_paired", "p99_paired"))
                     if target := next((kind[3] for kind in KINDS.values() if kind[0] == name), None):
                         verdict = f"{ok(beats(comparison, target))} target ≥ {target:.0f}×, lower p99"
+                    elif name.startswith("batching-c"):
+                        verdict = batching_verdict(section["concurrency"], rps["median"], p99["median"])
                     elif key in BUDGETED:
                         verdict = f"{ok(feature_ok(rps['median']))} budget −{FEATURE_BUDGET:.0%}"
                     else:

@@ -126,7 +126,9 @@ def environment(s: Settings) -> dict[str, Any]:
 def measure_all(ctx: Context, systems: list[System], groups: list[Group], results: dict[str, Any]) -> None:
     """Every system in turn, each group's rounds after its last system; whatever is up at the end is stopped."""
     s = ctx.settings
-    last_of = {[system.key for system in systems if system.key in group.systems][-1]: group for group in groups}
+    last_of: dict[str, list[Group]] = {}  # the groups whose rounds follow a system's measurement
+    for group in groups:
+        last_of.setdefault([system.key for system in systems if system.key in group.systems][-1], []).append(group)
     in_group = {key for group in groups for key in group.systems}
     up: dict[str, System] = {}
     try:
@@ -138,11 +140,11 @@ def measure_all(ctx: Context, systems: list[System], groups: list[Group], result
             result = results["systems"][system.key] = measure(ctx, system, levels, waiting)
             if system.key not in in_group or result["status"] != "ok":
                 stop(ctx, up.pop(system.key), result)
-            group = last_of.get(system.key)
-            if group is not None:
+            ending = last_of.get(system.key, [])
+            for group in ending:
                 results["paired_rounds"][group.key] = run_group(ctx, group, up, results["systems"])
-                for key in [key for key in group.systems if key in up]:
-                    stop(ctx, up.pop(key), results["systems"][key])
+            for key in [key for key in up if any(key in group.systems for group in ending)]:
+                stop(ctx, up.pop(key), results["systems"][key])
     finally:
         for key, system in up.items():
             stop(ctx, system, results["systems"].get(key, {}))
@@ -152,7 +154,8 @@ def main() -> int:
     s = Settings.load()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     s.run_dir.mkdir(parents=True, exist_ok=True)
-    t0, ctx, batching, planned = time.monotonic(), Context(s), batching_toggle(s), plan(s)
+    t0, ctx, batching = time.monotonic(), Context(s), batching_toggle(s)
+    planned = plan(s, batching[0])
     systems, groups = systems_to_run(s, batching[0]), [group for group, note in planned if not note]
     results: dict[str, Any] = {
         "schema": 2, "bench_id": s.id, "started": datetime.now(UTC).isoformat(timespec="seconds"),

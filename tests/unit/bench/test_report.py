@@ -385,3 +385,21 @@ def test_main_renders_the_json_next_to_it_and_stores_the_ratios(
     assert [(path, [key for key, _, _ in series]) for path, series in charts] == [
         (tmp_path / "latest.png", ["direct", "stack", "mlserver", "stack-tabular", "mlserver-tabular"])
     ]
+
+
+def test_batching_on_vs_off_is_judged_free_at_c1_and_a_gain_under_load() -> None:
+    results = latest()
+    for c, on, off in ((1, [(990, 1.02), (1000, 1.0)], [(1000, 1.0), (1000, 1.0)]),
+                       (16, [(3000, 9.0), (3100, 9.0)], [(2000, 12.0), (2000, 12.0)])):  # fmt: skip
+        group = Group(f"batching-c{c}", f"micro-batching on vs off, c={c}", "direct-nobatch", ("direct",), c)
+        results["paired_rounds"][group.key] = section(group, {"direct": rounds(*on), "direct-nobatch": rounds(*off)})
+    lines = markdown(results).splitlines()
+    assert next(line for line in lines if line.startswith("| b) 1 replica direct | 990 · 1,000 ")).endswith(
+        "| 0.99× [0.99–1.00] | 1.01× [1.00–1.02] | ✅ target within 3% in req/s and p99 |"
+    )
+    assert next(line for line in lines if line.startswith("| b) 1 replica direct | 3,000 · 3,100 ")).endswith(
+        "| 1.52× [1.50–1.55] | 0.75× [0.75–0.75] | ✅ target ≥ 1.5× |"
+    )
+    assert report.batching_verdict(1, 0.96, 1.0).startswith("❌")
+    assert report.batching_verdict(1, 1.0, 1.04).startswith("❌")
+    assert report.batching_verdict(64, 1.49, 0.5).startswith("❌")
