@@ -28,7 +28,8 @@ KINDS = {"numeric": ("headline", "stack", "mlserver", STACK_VS_MLSERVER, "iris f
 FEATURE_BUDGET = 0.05  # what drift counting, the repository and the canary may each cost of a replica's req/s
 BUDGETED = ("f-drift", "f-repository", "f-canary")
 SHADOW_P50_BUDGET_MS = 1.0  # what a 100 % shadow may add to the p50 at c=1 (its req/s cost is reported)
-NGINX_BUDGET_US = 70  # nginx's CPU per proxied request
+NGINX_SHARE_BUDGET = 0.10  # nginx's share of the stack's CPU per request (replicas + nginx) at c=16
+REPLICAS_VS_DIRECT_BUDGET = 0.10  # the stack's replicas' CPU per request over one replica direct's, at c=16
 BATCHING_IDLE_TOLERANCE = 0.03  # at c=1 batching on stays within 3 % of off, in req/s and in p99
 BATCHING_GAIN = 1.5  # and at c >= 16 serves at least 1.5 times off's req/s
 RELOAD_GROWTH_BUDGET_PCT = 5.0  # memory growth from reload cycle 10 to the last, % of cycle 10's
@@ -434,11 +435,15 @@ class Report:
                 )
             verdicts += [reload_memory(row["reload_cycles"])] if row.get("reload_cycles") else []
         if 16 in self.cost:
-            nginx_us = self.cost[16][2]
-            verdicts.append(
-                f"{ok(nginx_us <= NGINX_BUDGET_US)} nginx: {nginx_us:.0f} µs of CPU per proxied request at c=16 "
-                f"(budget {NGINX_BUDGET_US} µs)"
-            )
+            direct_us, replicas_us, nginx_us = self.cost[16]
+            share, over = nginx_us / (replicas_us + nginx_us), replicas_us / direct_us - 1
+            verdicts += [
+                f"{ok(share <= NGINX_SHARE_BUDGET)} nginx: {nginx_us:.0f} µs of CPU per proxied request at c=16, "
+                f"{share:.1%} of the stack's {replicas_us + nginx_us:,.0f} µs (budget {NGINX_SHARE_BUDGET:.0%})",
+                f"{ok(over <= REPLICAS_VS_DIRECT_BUDGET)} the stack's replicas: {replicas_us:,.0f} µs of CPU per "
+                f"request at c=16 against {direct_us:,.0f} µs for one replica direct ({over:+.0%}; target within "
+                f"+{REPLICAS_VS_DIRECT_BUDGET:.0%})",
+            ]
         header = "row | req/s c=16: | change: | p50 c=1 ms: | change: | CPU µs/request c=16: | memory MiB (replica):"
         return [
             "## Performance guard",
