@@ -44,7 +44,7 @@ print(json.dumps(request))
 def mlserver_python() -> str:
     python = os.environ.get("MLSERVER_CLIENT_PYTHON")
     if not python:
-        pytest.skip("MLSERVER_CLIENT_PYTHON is not set: tests/run makes MLServer's venv (Python 3.11 or 3.12)")
+        pytest.skip("MLSERVER_CLIENT_PYTHON is not set: tests/run makes MLServer's venv (Python 3.12)")
     return python
 
 
