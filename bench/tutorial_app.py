@@ -1,10 +1,5 @@
-"""The tutorial's model API, kept in the tutorial's shape: the benchmark's baseline, not for production.
-
-Flask's development server (``app.run``), a pickled model loaded once at start, and per request
-one ``predict`` on the request's features reshaped to a single row, answered with ``jsonify``.
-Only three things come from the environment so the benchmark can run it next to the others: the
-pickle's path, the address (loopback here; the tutorial binds all interfaces) and the port.
-"""
+"""The tutorial's model API in the tutorial's shape (Flask's dev server, a pickle, ``jsonify``): the benchmark's
+baseline, not for production. Only the pickle's path, the address and the port come from the environment."""
 
 import os
 import pickle

@@ -1,8 +1,11 @@
 """Read the PromQL queries out of a Grafana dashboard and make them runnable.
 
 Used by the dashboard tests: `panel_queries` lists every query of every panel (panels
-nested in collapsed rows included) and `render_expr` replaces Grafana's macros and template
-variables (`all_values`) so that a query can be sent as is to Prometheus' /api/v1/query.
+nested in collapsed rows included), `render_expr` replaces Grafana's macros and template
+variables (`all_values`) so that a query can be sent as is to Prometheus' /api/v1/query, and
+`metric_names` lists the metrics (and recording rules) a query reads, so that a static test can
+check each against what exists: a misspelt name returns no data, which a query's fallback
+(``or vector(0)``) would hide from the live test.
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ _VARIABLE = re.compile(
         )
     )
 )
+
+# PromQL: string literals, label matchers ({...}), range and subquery brackets ([...]), the label
+# lists of by/without/on/ignoring/group_left/group_right, and the words that are not metric names.
+_STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`""")
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_BRACKETS = re.compile(r"\[[^\[\]]*\]")
+_LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_IDENTIFIER = re.compile(r"(?<![\w:.$])[A-Za-z_:][\w:]*")
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+     "atan2", "inf", "nan", "Inf", "NaN"}
+)  # fmt: skip
 
 
 def iter_panels(dashboard: Mapping) -> Iterator[dict]:
@@ -151,3 +166,26 @@ def render_expr(
         return values[name]
 
     return _VARIABLE.sub(substitute, expr)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric and recording-rule names a PromQL expression selects (``up``, ``model_server:feature_psi:1h``).
+
+    Not a parser, but enough for the dashboard's queries: strings, label matchers, range brackets
+    and grouping label lists are dropped first; then every name not followed by ``(`` (a function
+    or an aggregation) that is not a keyword is a selector. ValueError for a selector by
+    ``__name__``, which this cannot read: a test must not pass a name it did not check.
+    """
+    if "__name__" in expr:
+        raise ValueError(f"a selector by __name__ is not read here: {expr}")
+    text = _STRING.sub('""', expr)
+    text = _MATCHERS.sub(" ", text)
+    text = _BRACKETS.sub(" ", text)
+    text = _LABEL_LIST.sub(" ", text)
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        if text[match.end() :].lstrip().startswith("("):
+            continue  # sum(, rate(, label_replace(, vector(
+        if match.group() not in _KEYWORDS:
+            names.add(match.group())
+    return names

@@ -173,7 +173,6 @@ class Context:
             "metadata": {key: metadata.get(key) for key in ("name", "version", "created", "sklearn_version",
                                                             "numpy_version", "python_version", "metrics")},
             "check_rows": len(rows),
-            "identical_refit_agrees": self._retrained_agrees(model, rows),
             "prediction_for_tutorial_row": numeric.expected[rows.index(TUTORIAL_ROW)],
         }  # fmt: skip
 
@@ -210,12 +209,11 @@ class Context:
         rows = made.frame.to_numpy().tolist()
         expected = [metadata["classes"][i] for i in made.native().argmax(axis=1)]
         self.workloads["boosted"] = Workload("boosted", BOOSTED, rows, expected, rows[0])
+        params = made.model.get_params()
         self.model_info["boosted"] = {
-            "model": f"XGBClassifier {made.model.get_params()['n_estimators']} trees, "
-            f"depth {made.model.get_params()['max_depth']}",
+            "model": f"XGBClassifier, {params['n_estimators']} trees, depth {params['max_depth']}",
             "file": metadata["artifact"],
             "check_rows": len(rows),
-            "source": "harness/boosted.py, model_server.package",
         }
 
     def _for_mlserver(self, workload: Workload, model: Any) -> None:
@@ -228,11 +226,3 @@ class Context:
         parameters = {"uri": "./model.joblib", "version": "1"}
         mlserver = {"name": workload.model, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": parameters}
         (folder / "model-settings.json").write_text(json.dumps(mlserver, indent=2))
-
-    def _retrained_agrees(self, model: Any, rows: list[list[float]]) -> bool:
-        """Whether the server's own recipe, run here, makes a model that predicts the check rows alike."""
-        from model_server.tools.train import train
-
-        train(self.settings.run_dir / "retrained", MODEL, "1")
-        retrained, _, _ = load_model_dir(self.settings.run_dir / "retrained")
-        return bool(np.array_equal(retrained.predict(rows), model.predict(rows)))

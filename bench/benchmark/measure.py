@@ -143,9 +143,8 @@ def run_wrk(s: Settings, system: System, c: int, seconds: int, tag: str, measure
         used = [cores(before, other.cpu(), wall) for other, before in zip(bystanders, bystanders0, strict=True)]
         cpu["bystander_cores"] = round(sum(sum(values.values()) for values in used), 3)
     result = {"concurrency": c, "wrk_threads": max(1, min(s.wrk_threads, c)), **wrk_summary(wrk_report(text))}
-    wrk_output = out_path.relative_to(BENCH_DIR) if out_path.is_relative_to(BENCH_DIR) else out_path
     return {**result, "cpu": cpu, "rps_per_core": requests_per_core(result["rps"], cpu), "memory_mid_run": memory,
-            "wrk_output": str(wrk_output)}  # fmt: skip
+            "wrk_output": str(out_path.relative_to(BENCH_DIR, walk_up=True))}  # fmt: skip
 
 
 def answers(system: System) -> None:
@@ -191,29 +190,11 @@ def stop(ctx: Context, system: System, result: dict[str, Any]) -> None:
 
 
 def measure_concurrency(s: Settings, system: System, c: int, bystanders: Sequence[System] = ()) -> dict[str, Any]:
-    """A warm-up and a measured run, the bystanders frozen; again (the least disturbed kept) if others were busy."""
-    attempts: list[dict[str, Any]] = []
-    for attempt in range(1 + s.disturbed_retries):
-        if attempt:
-            if s.wait_budget < s.warmup + s.duration:
-                log(f"{system.key} c={c}: disturbed run kept (BENCH_WAIT_BUDGET used up)")
-                break
-            log(f"{system.key} c={c}: {attempts[-1]['cpu']['other_cores']:.2f} cores used by other processes "
-                "during the run; measuring again once the machine is idle")  # fmt: skip
-            wait_for_idle(s)
-            s.wait_budget -= s.warmup + s.duration
-        with frozen(bystanders):
-            if s.warmup > 0:
-                run_wrk(s, system, c, s.warmup, "warmup")
-            attempts.append(run_wrk(s, system, c, s.duration, "run", measured=True, bystanders=bystanders))
-        if attempts[-1]["cpu"]["other_cores"] <= s.disturbed_cores:
-            break
-    kept = min(attempts, key=lambda m: m["cpu"]["other_cores"])
-    kept["discarded_disturbed_attempts"] = [
-        {"rps": m["rps"], "p99_ms": m["latency_ms"]["p99"], "other_cores": m["cpu"]["other_cores"]}
-        for m in attempts
-        if m is not kept
-    ]
+    """A warm-up and a measured run, the bystanders frozen; what other processes used is in the *other* column."""
+    with frozen(bystanders):
+        if s.warmup > 0:
+            run_wrk(s, system, c, s.warmup, "warmup")
+        kept = run_wrk(s, system, c, s.duration, "run", measured=True, bystanders=bystanders)
     lat, cpu = kept["latency_ms"], kept["cpu"]
     log(f"{system.key} c={c}: {kept['rps']:.0f} req/s, p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, errors "
         f"{kept['errors']['total']}, CPU SUT {cpu['sut_cores']:.2f} + engine {cpu['engine_cores']:.2f} + wrk "

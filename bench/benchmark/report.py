@@ -1,5 +1,5 @@
-"""``python -m bench.benchmark.report [latest.json]``: ``latest.md`` and the chart (chart.py) from ``latest.json``, the
-ratios stored back into it. Verdicts use the paired rounds' median ratio where they ran, else the single runs."""
+"""``python -m bench.benchmark.report [latest.json]``: ``latest.md`` and the chart (chart.py) from ``latest.json``.
+Verdicts on ratios use the paired rounds' medians (none without rounds: BENCH_ROUNDS=0)."""
 
 import json
 import sys
@@ -78,10 +78,6 @@ def delta_text(a: float | None, b: float | None) -> str:
     return "–" if a is None or b is None else f"{a - b:+.2f} ms"
 
 
-def round_delta(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round(a - b, 3)
-
-
 def spread_ratio(paired: dict[str, Any]) -> str:
     return f"{paired['median']:.2f}× [{paired['min']:.2f}–{paired['max']:.2f}]"
 
@@ -152,8 +148,7 @@ class Report:
         self.r, self.s, self.env = results, results.get("settings", {}), results.get("environment", {})
         self.conc, self.limit = self.s.get("concurrency", [1, 16, 64]), self.s.get("disturbed_cores", 0.3)
         self.keys = compared_keys(results)
-        keys = ("stack", "mlserver", "direct", "tutorial", "direct-nobatch")
-        self.stack, self.ml, self.direct, self.tut, self.nobatch = (runs_of(results, k) for k in keys)
+        self.stack, self.direct, self.tut = (runs_of(results, k) for k in ("stack", "direct", "tutorial"))
         # CPU µs per answered request: (b)'s replica, (c)'s replicas, (c)'s nginx.
         runs = {c: (self.direct.get(c), self.stack.get(c)) for c in self.conc}
         self.cost = {c: (cpu_us(b), cpu_us(s, "model"), cpu_us(s, "nginx")) for c, (b, s) in runs.items()
@@ -162,7 +157,7 @@ class Report:
     def markdown(self) -> str:
         warnings = self.warnings()
         blocks = self.header() + (["Warnings:", "\n".join(f"- ⚠ {w}" for w in warnings)] if warnings else [])
-        blocks += self.results_table() + self.kinds_section() + self.ratios_section() + self.batching()
+        blocks += self.results_table() + self.kinds_section() + self.ratios_section()
         blocks += self.paired_section()
         return "\n\n".join(blocks + self.guard_section() + self.settings_section() + self.failures(warnings)) + "\n"
 
@@ -194,8 +189,7 @@ class Report:
         if others := self.r.get("machine_at_start", {}).get("other_containers"):
             warnings.append(
                 f"the machine is shared: other containers were running when the run started ({len(others)}: "
-                f"{', '.join(others[:6])}{' …' if len(others) > 6 else ''}); disturbed runs were measured again (up "
-                f"to {self.s.get('disturbed_retries', 1)} times); what remained is in the *other* CPU column"
+                f"{', '.join(others[:6])}{' …' if len(others) > 6 else ''}); see the *other* CPU column"
             )
         for key in self.keys:
             system, name = self.r["systems"][key], SHORT.get(key, key)
@@ -204,12 +198,6 @@ class Report:
                                 f"{before.get('waited_s')} s for it to be idle; other containers then: "
                                 f"{len(before.get('other_containers', []))}")  # fmt: skip
             warnings += [f"{name} FAILED: {system.get('error', '?')}"] if system.get("status") != "ok" else []
-            warnings += [
-                f"{name} c={run['concurrency']}: {run['cpu']['other_cores']:.2f} cores used by processes outside the "
-                "system under test and wrk during the measurement"
-                for run in system.get("runs", [])
-                if run["cpu"].get("other_cores", 0) > self.limit
-            ]
         for name, section in (self.r.get("paired_rounds") or {}).items():
             if section.get("status") == "failed":
                 warnings.append(f"paired rounds ({section.get('title', name)}) FAILED: {section.get('error', '?')}")
@@ -239,34 +227,10 @@ class Report:
         return [
             "![req/s and p99 latency per system and concurrency](latest.png)",
             "## Results",
-            f'One row per POST (the tutorial\'s `{{"features": [1, 2, 3, 4]}}`; MLServer: the same row as a V2 FP64 '
-            "`[1, 4]` tensor; the penguins systems and the guard's XGBoost row: *Model kinds*). "
-            f"{self.s.get('wrk', '')}. *req/s*: 2xx answers only. *errors*: non-2xx + wrk's socket errors. *CPU*: "
-            "cores used in the measured window by the system under test (its cgroups, or its host "
-            "process tree) / the Docker engine working for it (dockerd, containerd, shims) / wrk / anything else. "
-            "*req/s per core* = req/s ÷ (SUT + engine). *memory*: resident MiB half-way through the run (anonymous + "
-            "mapped pages per replica; PSS of a host process tree). ⚠: other processes used more than "
-            f"{self.limit} cores during that run.",
+            f"One row per POST; {self.s.get('wrk', '')}. Columns: bench/README.md, *What it measures*. ⚠: other "
+            f"processes used more than {self.limit} cores during that run.",
             table(header, rows),
         ]
-
-    def ratios(self) -> dict[str, Any]:
-
-        def pair(a: dict, b: dict, c: int) -> dict[str, Any]:
-            (ra, pa, a50), (rb, pb, b50) = ((at(x, c, "rps"), at(x, c, "latency_ms", "p99"),
-                                            at(x, c, "latency_ms", "p50")) for x in (a, b))  # fmt: skip
-            return {"rps_ratio": round(ra / rb, 3) if ra and rb else None, "p99_ratio": round(pa / pb, 3) if pa and pb
-                    else None, "p50_delta_ms": round_delta(a50, b50), "p99_delta_ms": round_delta(pa, pb)}  # fmt: skip
-
-        stack, ml, direct = self.stack, self.ml, self.direct
-        pairs = {"stack_vs_mlserver": (stack, ml), "stack_vs_direct_nginx_overhead": (stack, direct),
-                 "stack_vs_tutorial": (stack, self.tut), "direct_vs_mlserver": (direct, ml)}  # fmt: skip
-        out: dict[str, Any] = {name: {c: pair(a, b, c) for c in self.conc} for name, (a, b) in pairs.items()}
-        if self.nobatch:
-            out["batching_on_vs_off_direct"] = {c: pair(self.direct, self.nobatch, c) for c in sorted(self.nobatch)}
-        if guard := self.guard_rows():
-            out["performance_guard"] = guard
-        return out
 
     def ratios_section(self) -> list[str]:
         stack, direct, tut = self.stack, self.direct, self.tut
@@ -292,41 +256,19 @@ class Report:
             costs = [f"| {c} | {b:,.0f} | {rep:,.0f} | {ngx:,.0f} | {rep + ngx:,.0f} | +{rep + ngx - b:,.0f} |"
                      for c, (b, rep, ngx) in self.cost.items()]  # fmt: skip
             blocks += [
-                "Where it goes: both (b) and (c) keep the 2 cores busy at c ≥ 16, so what the stack spends per request "
-                "beyond (b) is throughput lost. CPU per answered request, in µs (containers' cgroup time ÷ req/s):",
+                "CPU per answered request, in µs (cgroup time ÷ req/s): at c ≥ 16, what (c) spends beyond (b) is lost:",
                 table("c: | (b) replica: | (c) replicas: | (c) nginx: | (c) total: | (c) − (b):", costs),
             ]
         return blocks
-
-    def batching(self) -> list[str]:
-        if not self.nobatch:
-            note = self.s.get("batching", {}).get("note", "no batching toggle")
-            return [f"**Batching p99 delta at c=1**: not measured — {note}."]
-        lines = []
-        for c in sorted(self.nobatch):
-            on_p99, off_p99 = at(self.direct, c, "latency_ms", "p99"), at(self.nobatch, c, "latency_ms", "p99")
-            on_rps, off_rps = at(self.direct, c, "rps"), at(self.nobatch, c, "rps")
-            lines.append(f"- c={c}: p99 {fmt(on_p99)} ms with batching vs {fmt(off_p99)} ms without "
-                         f"(**{delta_text(on_p99, off_p99)}**); req/s {fmt(on_rps, 0)} vs {fmt(off_rps, 0)} "
-                         f"({ratio_text(on_rps, off_rps)}).")  # fmt: skip
-        off = " ".join(f"{k}={v}" for k, v in self.s.get("batch_off_env", {}).items())
-        return [
-            f"**Batching** (b, server defaults, vs b', `{off}`; one run each, the verdicts: *Paired rounds*):",
-            "\n".join(lines),
-        ]
 
     def paired_section(self) -> list[str]:
         if not (groups := self.r.get("paired_rounds") or {}):
             return []
         blocks = [
             "## Paired rounds",
-            "The decisive comparisons, measured again with each group's systems up together: every round measures "
-            "each system in turn (a warm-up, then a measured run), round r in the group's order rotated by r // 2 "
-            "and reversed when r is odd, so that the machine's drift weighs on both sides alike. The verdicts use "
-            "the median of the per-round (*paired*) ratios, median [min–max]. The other systems of a group are "
-            "frozen during each turn (containers paused, processes stopped); *others up*: the CPU cores they used "
-            f"(median; about 0: the freeze held). ⚠: processes beyond the system, wrk and the engine used more than "
-            f"{self.limit} cores.",
+            "The decisive comparisons (bench/README.md, *Paired rounds*): verdicts use the median of the per-round "
+            "ratios, median [min–max]; *others up*: the cores the frozen systems used (median; about 0: the freeze "
+            f"held). ⚠: other processes used more than {self.limit} cores.",
         ]
         for name, section in groups.items():
             title, change = section.get("title", name), name == "guard"
@@ -382,27 +324,29 @@ class Report:
         for key in (key for key in GUARD if key in self.r.get("systems", {})):
             runs = runs_of(self.r, key)
             rps, base_rps, p50 = at(runs, 16, "rps"), at(base, 16, "rps"), at(runs, 1, "latency_ms", "p50")
+            base_p50 = at(base, 1, "latency_ms", "p50")
             memory = (runs.get(16) or {}).get("memory_mid_run", {}).get("replica", {})
             rows.append({
                 "key": key, "status": self.r["systems"][key].get("status"), "rps_c16": rps,
                 "rps_change": round(rps / base_rps - 1, 4) if rps and base_rps else None, "p50_c1_ms": p50,
-                "p50_change_ms": round_delta(p50, at(base, 1, "latency_ms", "p50")), "cpu_us_c16": cpu_us(runs.get(16)),
+                "p50_change_ms": None if p50 is None or base_p50 is None else round(p50 - base_p50, 3),
+                "cpu_us_c16": cpu_us(runs.get(16)),
                 "memory_mib": memory.get("resident_mib", memory.get("usage_mib")),
                 "reload_cycles": self.r["systems"][key].get("reload_cycles"),
             })  # fmt: skip
         return rows
 
     def feature_ratio(self, row: dict[str, Any]) -> tuple[float | None, str]:
-        """A row's req/s over the baseline's: the paired rounds' median if they measured it, else the single run's."""
+        """A row's req/s over the baseline's, the paired rounds' median, and how it was measured (None: no rounds)."""
         if (comparison := self.paired("guard", row["key"])) is None:
-            return None if row["rps_change"] is None else 1 + row["rps_change"], "single run at c=16"
+            return None, ""
         paired = comparison["rps_paired"]
         return paired["median"], f"{self.how(comparison, 'guard')}, {paired['min'] - 1:+.1%} … {paired['max'] - 1:+.1%}"
 
     def guard_section(self) -> list[str]:
         if not (rows := self.guard_rows()):
             return []
-        lines, verdicts = [], self.noise_floor(rows)
+        lines, verdicts = [], self.noise_floor()
         for row in rows:
             change = "–" if row["rps_change"] is None else f"{row['rps_change']:+.1%}"
             p50_change = "–" if row["p50_change_ms"] is None else f"{row['p50_change_ms']:+.2f} ms"
@@ -413,11 +357,6 @@ class Report:
                 f"{p50_change} | {fmt(row['cpu_us_c16'], 0)} | {fmt(row['memory_mib'], 0)} |"
             )
             ratio, how = self.feature_ratio(row)
-            if row["key"] in BUDGETED and ratio is not None:
-                verdicts.append(
-                    f"{ok(feature_ok(ratio))} {GUARD[row['key']]}: {ratio - 1:+.1%} of the baseline's req/s ({how}; "
-                    f"budget −{FEATURE_BUDGET:.0%})"
-                )
             if row["key"] == "f-shadow" and row["p50_change_ms"] is not None and ratio is not None:
                 verdicts.append(
                     f"{ok(row['p50_change_ms'] <= SHADOW_P50_BUDGET_MS)} 100 % shadow: p50 at c=1 "
@@ -447,47 +386,19 @@ class Report:
         header = "row | req/s c=16: | change: | p50 c=1 ms: | change: | CPU µs/request c=16: | memory MiB (replica):"
         return [
             "## Performance guard",
-            "One replica (system b: the same CPUs, memory and workers) serving a host repository built from the "
-            "image's model, with one request-path feature on per row (bench/README.md, *Performance guard*); the "
-            "full stack (c) above ran with **every feature on**. Change = against the baseline row, in the same run. "
-            "The table holds single runs; the verdicts below use the paired rounds where they ran.",
+            "One replica (b) per row, one request-path feature on (bench/README.md, *Performance guard*); the full "
+            "stack (c) runs with **every feature on**. Change: against the baseline row. The table holds single runs; "
+            "the verdicts below use the paired rounds.",
             table(header, lines),
             *(["\n".join(f"- {v}" for v in verdicts)] if verdicts else []),
         ]
 
-    def noise_floor(self, rows: list[dict[str, Any]]) -> list[str]:
+    def noise_floor(self) -> list[str]:
         """The control (the baseline again) against the baseline: how far two identical replicas differ, no verdict."""
-        if (comparison := self.paired("guard", CONTROL)) is not None:
-            floor = f"{spread_change(comparison['rps_paired'])} ({self.how(comparison, 'guard')})"
-        elif row := next((row for row in rows if row["key"] == CONTROL and row["rps_change"] is not None), None):
-            floor = f"{row['rps_change']:+.1%} (single run at c=16)"
-        else:
+        if (comparison := self.paired("guard", CONTROL)) is None:
             return []
+        floor = f"{spread_change(comparison['rps_paired'])} ({self.how(comparison, 'guard')})"
         return [f"noise floor this run: control vs baseline {floor}, two identical replicas: no budget of its own"]
-
-    def versus_mlserver(self) -> list[str]:
-        """Each model kind's stack against MLServer: from the paired rounds when they ran, else the single runs."""
-        verdicts = []
-        for kind, (group, stack_key, ml_key, target, what) in KINDS.items():
-            name = f"full stack, every feature on, vs MLServer ({kind}: {what})"
-            if (comparison := self.paired(group, stack_key)) is not None:
-                rps, p99 = comparison["rps_paired"], comparison["p99_paired"]
-                lower = p99["median"] is not None and p99["median"] < 1
-                verdicts.append(
-                    f"{ok(beats(comparison, target))} {name}: {rps['median']:.2f}× the req/s "
-                    f"({self.how(comparison, group)}, {rps['min']:.2f}–{rps['max']:.2f}×; target ≥ {target:.0f}×), "
-                    f"p99 {fmt(p99['median'])}× MLServer's ({'lower' if lower else 'NOT lower'})"
-                )
-                continue
-            stack, ml = runs_of(self.r, stack_key), runs_of(self.r, ml_key)
-            if not (stack_rps := at(stack, 16, "rps")) or not (ml_rps := at(ml, 16, "rps")):
-                continue
-            lower = (at(stack, 16, "latency_ms", "p99") or 0) < (at(ml, 16, "latency_ms", "p99") or 0)
-            verdicts.append(
-                f"{ok(stack_rps / ml_rps >= target and lower)} {name} at c=16: {stack_rps / ml_rps:.2f}× the req/s "
-                f"(single run; target ≥ {target:.0f}×), p99 {'lower' if lower else 'NOT lower'}"
-            )
-        return verdicts
 
     def kinds_section(self) -> list[str]:
         """The model kinds side by side: each stack and MLServer on the same model and request, req/s and CPU."""
@@ -503,21 +414,15 @@ class Report:
                     f"{fmt(cpu_us(ml.get(c)), 0)} | {fmt(m_p99)} | {ratio_text(s_rps, m_rps)} | "
                     f"{ratio_text(s_p99, m_p99)} |"
                 )
-        if not (verdicts := self.versus_mlserver()) and not rows:
+        if not rows:
             return []
         header = ("model kind | c: | stack req/s: | stack CPU µs/request, replicas + nginx: | stack p99 ms: | MLServer "
                   "req/s: | MLServer CPU µs/request: | MLServer p99 ms: | req/s ratio: | p99 ratio:")  # fmt: skip
         return [
             "## Model kinds",
-            "One row per request on each kind of model, the same body to both servers: the numeric kind is the "
-            'tutorial\'s `{"features": [1, 2, 3, 4]}` to the stack and a V2 FP64 `[1, 4]` tensor to MLServer; the '
-            "tabular kind is one penguins row (2 string columns, 4 doubles, 1 integer) as MLServer's pandas codec "
-            "writes it (`content_type: pd`, one input per column) to `/v2/models/penguins-rf/infer` of both, MLServer "
-            "running its scikit-learn runtime on the same fitted Pipeline. The stack serves every kind from one "
-            "repository with every feature on (a 10 % canary and a 100 % shadow on each). The table holds single "
-            "runs; the verdicts below use the paired rounds where they ran.",
+            "Each kind's stack and MLServer on the same model and body (bench/README.md, *Model kinds*); the stack "
+            "serves every kind from one repository with every feature on. Single runs; the verdicts: *Paired rounds*.",
             table(header, rows),
-            "\n".join(f"- {v}" for v in verdicts),
         ]
 
     def settings_section(self) -> list[str]:
@@ -547,8 +452,8 @@ class Report:
             venv = env.get("mlserver_venv", {})
             lines.append(
                 f"- (d) MLServer {venv.get('mlserver', '?')} on Python {venv.get('python', '?')}: `mlserver start` "
-                f"with its defaults (parallel_workers {ml.get('parallel_workers')}, access log "
-                f"{'on' if ml.get('debug (access log)') else 'off'}, adaptive batching off), `SKLearnModel`."
+                f"with its defaults (parallel_workers {ml.get('parallel_workers') or 'its default'}, adaptive batching "
+                "off), `SKLearnModel`."
             )
         if tutorial := (systems.get("tutorial") or {}).get("settings", {}):
             lines.append(
@@ -560,7 +465,7 @@ class Report:
                 f"- Model: {model.get('estimator')} {model.get('params')} from `{model.get('source')}` (sha256 "
                 f"`{str(model.get('sha256', ''))[:12]}…`), a pickle for the tutorial, a joblib file for MLServer; "
                 f"every system answered all {model.get('check_rows')} check rows like it, before and after its "
-                f"measurement; an identical fit made by the benchmark agrees: {model.get('identical_refit_agrees')}."
+                "measurement."
             )
         if tabular := self.r.get("model", {}).get("tabular"):
             lines.append(
@@ -600,8 +505,6 @@ def main(argv: list[str]) -> int:
     json_path = Path(argv[0]) if argv else BENCH_DIR / "results" / "latest.json"
     results = json.loads(json_path.read_text())
     report = Report(results)
-    results["ratios"] = report.ratios()
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
     json_path.with_suffix(".md").write_text(report.markdown())
     if series := [(key, SHORT.get(key, key), runs) for key in report.keys if (runs := runs_of(results, key))]:
         chart.render_png(results, series, json_path.with_suffix(".png"))

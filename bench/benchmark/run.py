@@ -1,12 +1,10 @@
 """The run: every system in turn, each group's paired rounds, then ``latest.json``. Everything started is recorded
 (``pgid-*`` files, the label ``bench.run=<id>``, the project ``bench-<id>``) for bench/run's trap, and stopped here."""
 
-import hashlib
 import importlib.metadata
 import json
 import os
 import platform
-import re
 import signal
 import sys
 import time
@@ -16,15 +14,13 @@ from typing import Any
 
 import psutil
 
-from harness.commands import ROOT, Failed, run
-from harness.compose import COMPOSE_FILE
+from harness.commands import Failed, run
 
 from .context import Context, log
 from .measure import Group, foreign_containers, measure, plan, run_group, stop
 from .settings import Settings, env_str
 from .systems import Direct, Guarded, MLServer, Stack, System, Tutorial
 
-SERVER_SRC = ROOT / "services" / "model-server"
 BENCH_PACKAGES = ["Flask", "Werkzeug", "numpy", "scikit-learn", "scipy", "joblib", "skops", "psutil", "matplotlib",
                   "pydantic-settings", "pandas", "palmerpenguins"]  # fmt: skip
 LOCAL = {"id", "project", "run_dir", "results_dir", "mlserver_venv", "cache_dir", "python", "mlserver_python"}
@@ -53,18 +49,10 @@ def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
 
 
 def batching_toggle(s: Settings) -> tuple[bool, str]:
-    """Whether the server has the variable that turns batching off: in its code, gunicorn config or compose file."""
+    """Whether (b') runs: ``BENCH_BATCH_OFF_ENV`` names what turns the server's micro-batching off."""
     if not s.batch_off_env:
         return False, "BENCH_BATCH_OFF_ENV is empty: batching comparison disabled"
-    if s.batch_off_explicit:
-        return True, f"BENCH_BATCH_OFF_ENV={env_str(s.batch_off_env)} (set explicitly)"
-    key = next(iter(s.batch_off_env))
-    pattern = re.compile(rf"\b{re.escape(key)}\b", re.IGNORECASE)
-    for path in [*sorted(SERVER_SRC.joinpath("src").rglob("*.py")), SERVER_SRC / "gunicorn.conf.py", COMPOSE_FILE]:
-        if path.is_file() and pattern.search(path.read_text(encoding="utf-8", errors="replace")):
-            return True, f"{key} found in {path.relative_to(ROOT)}; batching off = {env_str(s.batch_off_env)}"
-    return False, (f"{key} appears nowhere in services/model-server (this build has no batching to toggle); set "
-                   "BENCH_BATCH_OFF_ENV='KEY=VAL' to the setting that turns it off")  # fmt: skip
+    return True, f"batching off = {env_str(s.batch_off_env)}"
 
 
 def settings_section(s: Settings, systems: list[System], batching: tuple[bool, str], groups: list[Group]) -> dict:
@@ -98,9 +86,6 @@ def environment(s: Settings) -> dict[str, Any]:
     except (Failed, ValueError, OSError) as exc:
         mlserver = {"error": str(exc)}
     dirty = run(["git", "status", "--porcelain", "--", "services/model-server"], timeout=30, check=False).strip()
-    files = [p for p in sorted(SERVER_SRC.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
-             and ".egg-info" not in str(p) and p.parent.name != "models"]  # the server's source  # fmt: skip
-    sources = (str(p.relative_to(SERVER_SRC)).encode() + b"\0" + p.read_bytes() for p in files)
     return {
         "cpu_model": cpu[0] if cpu else platform.processor(),
         "logical_cpus": os.cpu_count(),
@@ -117,7 +102,6 @@ def environment(s: Settings) -> dict[str, Any]:
             "tag": s.image,
             "id": first_line("docker", "image", "inspect", "-f", "{{.Id}}", s.image),
         },
-        "model_server_source_sha256": hashlib.sha256(b"".join(sources)).hexdigest(),
         "git_head": run(["git", "rev-parse", "HEAD"], timeout=30, check=False).strip() or "no commit yet",
         "model_server_uncommitted_changes": bool(dirty),
     }

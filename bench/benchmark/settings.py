@@ -92,12 +92,11 @@ class Settings(BaseSettings):
     batch_off_env: EnvText = {"BATCH_MAX_ROWS": "0"}  # model_server's config: 0 turns micro-batching off
     batch_concurrency: Counts | None = None  # default: concurrency
     mlserver_parallel_workers: int | None = Field(None, ge=1)
-    # A shared machine: wait for it to be idle, measure a disturbed run again, within a budget.
+    # A shared machine: wait for it to be idle (within a budget), flag a run that others disturbed.
     idle_wait: int = Field(60, ge=0)
     idle_cores: float = Field(0.3, ge=0)
     disturbed_cores: float = Field(0.3, ge=0)
-    disturbed_retries: int = Field(1, ge=0)
-    wait_budget: float = Field(240, ge=0)  # seconds left for waits and repeats, spent as the run goes
+    wait_budget: float = Field(240, ge=0)  # seconds left for the idle waits, spent as the run goes
     # The performance guard and the paired rounds.
     features: Annotated[list[Row], NoDecode, Split] = list(FEATURE_ROWS)
     feature_concurrency: Counts = [16, 1]
@@ -135,10 +134,6 @@ class Settings(BaseSettings):
     def workers_per_replica(self) -> int:
         """What each replica runs: ``workers``, or the server's default, one per CPU of its limit."""
         return self.workers or min(math.ceil(self.model_cpus), os.cpu_count() or 1)
-
-    @property
-    def batch_off_explicit(self) -> bool:
-        return "batch_off_env" in self.model_fields_set
 
     @property
     def freezes_single_runs(self) -> bool:

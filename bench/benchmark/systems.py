@@ -349,13 +349,8 @@ class MLServer(HostProcess):
         if s.mlserver_parallel_workers is not None:
             server["parallel_workers"] = s.mlserver_parallel_workers
         (repo / "settings.json").write_text(json.dumps(server, indent=2))
-        code = "import json, mlserver.settings as m; s = m.Settings(); print(json.dumps([s.parallel_workers, s.debug]))"
-        try:  # MLServer's own defaults, for the report
-            workers, debug = json.loads(run([str(s.mlserver_venv / "bin" / "python"), "-c", code], timeout=60))
-        except (Failed, ValueError):
-            workers = debug = None
-        self.settings = {"settings.json": server, "parallel_workers": server.get("parallel_workers", workers),
-                         "debug (access log)": debug, "adaptive batching": "off (the default)"}  # fmt: skip
+        self.settings = {"settings.json": server, "parallel_workers": server.get("parallel_workers"),
+                         "adaptive batching": "off (the default)"}  # fmt: skip
         env = {key: value for key, value in os.environ.items() if not key.startswith("MLSERVER")}
         ready = f"/v2/models/{self.work.model}/ready"
         self.spawn(ctx, [str(s.mlserver_venv / "bin" / "mlserver"), "start", str(repo)], env, repo,

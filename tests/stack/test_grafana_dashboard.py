@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from model_server.config import Settings
+from model_server.monitoring import metrics as server_metrics
+from model_server.serving.live_models import Snapshot
+from model_server.serving.state_metrics import ServingCollector
+from prometheus_client.metrics import MetricWrapperBase
 
 from tests import dashboard as dashboard_helper
-from tests.dashboard import all_values, iter_panels, panel_queries, render_expr
+from tests.dashboard import all_values, iter_panels, metric_names, panel_queries, render_expr
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -20,6 +25,22 @@ DASHBOARD_FILE = GRAFANA / "dashboards" / "model-serving.json"
 DATASOURCES_FILE = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
 PROVIDERS_FILE = GRAFANA / "provisioning" / "dashboards" / "dashboards.yml"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+
+# What the other scrape targets export: Prometheus' own series, and the nginx exporter's
+# (nginx-prometheus-exporter, from stub_status). The model server's come from its code.
+PROMETHEUS_SERIES = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
+NGINX_EXPORTER_METRICS = frozenset(
+    {"nginx_up", "nginx_http_requests_total"}
+    | {f"nginx_connections_{state}" for state in ("accepted", "active", "handled", "reading", "waiting", "writing")}
+)
+# The samples a metric family of each type exposes (prometheus_client, multiprocess mode: no _created).
+_SAMPLE_SUFFIXES = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("_sum", "_count"),
+}
 
 # Where the compose file mounts grafana/dashboards and grafana/provisioning.
 DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards"
@@ -63,6 +84,30 @@ def _query_panels(dashboard):
 
 def _all_exprs(dashboard):
     return [expr for _, expr in panel_queries(dashboard)]
+
+
+def _sample_names(family) -> set[str]:
+    return {family.name + suffix for suffix in _SAMPLE_SUFFIXES[family.type]}
+
+
+@pytest.fixture(scope="module")
+def existing_series() -> set[str]:
+    """Every metric a dashboard query may read: the model server's (its metrics module, and the gauges its
+    scrape computes), the recording rules, the nginx exporter's and Prometheus' own."""
+    exported = set()
+    for metric in vars(server_metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            for family in metric.describe():
+                exported |= _sample_names(family)
+    for family in ServingCollector(Snapshot(), Settings()).collect():
+        exported |= _sample_names(family)
+    assert "model_server_unknown_categories_total" in exported and "model_server_drift_reference" in exported
+    recorded = set()
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            recorded |= {rule["record"] for rule in group["rules"] if "record" in rule}
+    assert "model_server:feature_psi:1h" in recorded
+    return exported | recorded | NGINX_EXPORTER_METRICS | PROMETHEUS_SERIES
 
 
 # ------------------------------------------------------------------------ provisioning
@@ -217,8 +262,25 @@ def test_model_and_version_variables(dashboard):
     assert all_values(dashboard) == {"model": ".*", "version": ".*", "feature": ".*"}
     per_version = [e for _, e in panel_queries(dashboard) if 'version=~"$version"' in e]
     for metric in ("model_server_model_requests_total", "model_server_model_request_duration_seconds_bucket",
-                   "model_server_predictions_total"):  # fmt: skip
-        assert any(metric in e for e in per_version), f"no per-version panel on {metric}"
+                   "model_server_predictions_total", "model_server_unknown_categories_total",
+                   "model_server:feature_missing_share:1h",
+                   "model_server:feature_missing_reference_share:max"):  # fmt: skip
+        assert any(re.search(re.escape(metric) + r'\{[^}]*version=~"\$version"', e) for e in per_version), (
+            f"no per-version panel on {metric}"
+        )
+
+
+def test_every_query_reads_metrics_that_exist(dashboard, existing_series):
+    # A misspelt metric returns no data; the live test cannot see it where a query falls back to
+    # `or vector(0)` (unknown categories, alerts, errors), and a panel of an empty series shows nothing.
+    for title, expr in panel_queries(dashboard):
+        names = metric_names(expr)
+        assert names, (title, expr)
+        unknown = names - existing_series
+        assert not unknown, f"panel {title!r} reads {sorted(unknown)}, which nothing exports or records: {expr}"
+    for variable in dashboard["templating"]["list"]:
+        selector = re.fullmatch(r"label_values\((.*),\s*\w+\)", variable["definition"]).group(1)
+        assert metric_names(selector) <= existing_series, (variable["name"], variable["definition"])
 
 
 def test_exprs_are_balanced_and_render(dashboard):
@@ -290,6 +352,10 @@ def _uses(exprs, pattern):
         ("held-out accuracy", r"model_server_model_heldout_accuracy"),
         ("confusion", r"model_server:feedback_pairs:1h"),
         ("no reference", r"model_server_drift_reference"),
+        ("live missing values, 1 h", r"model_server:feature_missing_share:1h"),
+        ("live missing values, 5 m", r"model_server:feature_missing_share:5m"),
+        ("training missing values", r"model_server:feature_missing_reference_share:max"),
+        ("unknown categories", r"rate\(model_server_unknown_categories_total\{"),
         ("served traffic share per version", r"sum by \(model, version\) \(rate\(model_server_model_requests_total"),
         ("configured traffic share", r"model_server_traffic_share"),
         ("canary vs primary", r'model_server_rollout_role\{[^}]*role=~"primary\|canary"'),
@@ -347,6 +413,20 @@ def test_panel_queries_covers_the_dashboard(dashboard):
     queries = panel_queries(dashboard)
     n_targets = sum(len(p.get("targets") or []) for p in _panels(dashboard))
     assert len(queries) == n_targets
+
+
+def test_metric_names_reads_the_selectors_only():
+    expr = (
+        'histogram_quantile(0.99, sum by (le, model) (rate(model_server_x_bucket{job="model",a=~"b|c"}[5m])))'
+        " / on (model) group_left () max without (instance) (model_server:y:1h offset 5m)"
+        ' > bool 1e3 or on() label_replace(vector(0), "model", "none", "", "") unless count(ALERTS{x="{y}"}) by (le)'
+    )
+    assert metric_names(expr) == {"model_server_x_bucket", "model_server:y:1h", "ALERTS"}
+    assert metric_names("sum(rate(model_server_unknown_categoris_total[5m])) or vector(0)") == {
+        "model_server_unknown_categoris_total"
+    }, "a fallback does not hide the name it falls back from"
+    with pytest.raises(ValueError):
+        metric_names('{__name__="up"}')
 
 
 def test_render_expr_macros():

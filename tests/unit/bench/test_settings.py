@@ -20,9 +20,9 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     assert s.systems == ["tutorial", "mlserver", "direct", "stack", "mlserver-tabular", "stack-tabular"]
     assert (s.replicas, s.workers, s.workers_per_replica, s.model_cpus, s.model_memory) == (3, None, 1, 1.0, "512M")
     assert (s.rate_limit, s.rate_burst, s.image) == ("100000r/s", "100000", "model-server:bench")
-    assert s.batch_off_env == {"BATCH_MAX_ROWS": "0"} and not s.batch_off_explicit
+    assert s.batch_off_env == {"BATCH_MAX_ROWS": "0"}
     assert s.batch_concurrency == s.concurrency
-    assert (s.idle_wait, s.idle_cores, s.disturbed_cores, s.disturbed_retries, s.wait_budget) == (60, 0.3, 0.3, 1, 240)
+    assert (s.idle_wait, s.idle_cores, s.disturbed_cores, s.wait_budget) == (60, 0.3, 0.3, 240)
     assert s.mlserver_parallel_workers is None
     assert (s.id, s.project) == ("20260101-1", "bench-20260101-1")
     assert s.run_dir == Path(__file__).resolve().parents[3] / "bench" / "results" / "tmp"
@@ -88,9 +88,9 @@ def test_lists_and_env_settings_are_read_as_written_in_a_shell(monkeypatch: pyte
     assert s.concurrency == s.batch_concurrency == [2, 8]
     assert s.systems == ["stack", "direct"]
     assert s.model_env == {"LOG_LEVEL": "warning", "BATCH_MAX_WAIT_MS": "2", "X": "a b"}
-    assert s.batch_off_env == {} and s.batch_off_explicit  # empty: the batching comparison is off
+    assert s.batch_off_env == {}  # empty: the batching comparison is off
     assert s.mlserver_parallel_workers == 2
-    assert settings(monkeypatch, BENCH_BATCH_OFF_ENV="BATCH_MAX_ROWS=1").batch_off_explicit
+    assert settings(monkeypatch, BENCH_BATCH_OFF_ENV="BATCH_MAX_ROWS=1").batch_off_env == {"BATCH_MAX_ROWS": "1"}
 
 
 def test_an_empty_value_is_the_default_except_where_empty_means_none(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from model_server.monitoring.drift import (
+    BooleanReference,
     CategoryBins,
     CategoryReference,
     DriftReference,
@@ -323,6 +324,130 @@ def test_a_nullable_numbers_missing_values_are_counted_in_their_bin() -> None:
     assert value("a", "missing") == 2 and value("a", "9") == 1
     assert value("b", "missing") is None, "a column never missing has no missing bin"
     assert value("b", "1") == 1 and value("b", "2") == 1
+
+
+# --- boolean columns ------------------------------------------------------------------------------
+
+FLAG = {"shares": {"false": 0.4, "true": 0.6}, "missing": 0.1}
+
+
+def test_a_boolean_columns_reference_is_false_true_and_missing() -> None:
+    reference = read_reference(
+        {"reference": {"features": {"flag": FLAG, "island": ISLAND, "a": OK}}}, FEATURES, None, 32, {"island": 5},
+        {"flag": 4},
+    )  # fmt: skip
+
+    [flag] = reference.booleans
+    assert flag == BooleanReference("flag", 4, (0.4, 0.6), 0.1)
+    assert flag.bin_shares() == pytest.approx({"false": 0.36, "true": 0.54, "missing": 0.1})
+    assert [c.name for c in reference.columns] == ["a", "island", "flag"]  # numbers, strings, booleans
+    never_missing = read_reference({"reference": {"features": {"flag": {"shares": FLAG["shares"]}}}}, (), None, 32,
+                                   None, {"flag": 0}).booleans[0]  # fmt: skip
+    assert never_missing.bin_shares() == {"false": 0.4, "true": 0.6}, "no missing bin where none can be sent"
+
+
+def test_the_feature_cap_counts_boolean_columns_too() -> None:
+    entries = {"a": OK, "b": OK, "flag": FLAG, "island": ISLAND}
+
+    reference = read_reference({"reference": {"features": entries}}, FEATURES, None, 3, {"island": 6}, {"flag": 5})
+
+    assert [c.name for c in reference.columns] == ["a", "b", "flag"], "the first 3 columns, in the rows' order"
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ({"shares": [0.4, 0.6]}, "of a boolean column must be an object with 'shares' of 'false' and 'true'"),
+        ({"shares": {"false": 0.4}}, "of a boolean column must be an object with 'shares' of 'false' and 'true'"),
+        ({"shares": {"false": 0.4, "true": 0.6, "other": 0.0}}, "with 'shares' of 'false' and 'true'"),
+        ({"edges": EDGES, "shares": SHARES}, "with 'shares' of 'false' and 'true'"),
+        ({"shares": {"false": 0.5, "true": 0.6}}, "shares must sum to 1"),
+        ({"shares": {"false": True, "true": 0.6}}, "shares[0] must be a finite number"),
+        ({**FLAG, "missing": -0.1}, "missing must be between 0 and 1"),
+    ],
+)
+def test_an_invalid_boolean_column_reference_is_refused(entry: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidReference) as caught:
+        read_reference({"reference": {"features": {"flag": entry}}}, FEATURES, None, 32, None, {"flag": 4})
+    assert fragment in str(caught.value)
+
+
+def test_a_reference_for_a_boolean_column_the_server_is_not_told_of_is_refused() -> None:
+    with pytest.raises(InvalidReference, match="names 'flag', which is not a feature of the model"):
+        read_reference({"reference": {"features": {"flag": FLAG}}}, FEATURES, None, 32)
+
+
+def test_boolean_values_are_counted_in_false_true_and_missing() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("model_server_feature_bin", "help", LABELS, registry=registry)
+    references = [BooleanReference("flag", 1, (0.4, 0.6), 0.1), BooleanReference("sure", 2, (0.5, 0.5))]
+    bins = CategoryBins("m", "1", references, counter)
+    rows = np.array([[1.0, True, False], [2.0, None, True], [3.0, False, True], [4.0, True, True],
+                     [5.0, np.True_, False]], dtype=object)  # fmt: skip
+
+    bins.observe(rows)
+
+    def value(feature: str, label: str) -> float | None:
+        labels = {"model": "m", "version": "1", "feature": feature, "bin": label}
+        return registry.get_sample_value("model_server_feature_bin_total", labels)
+
+    assert {label: value("flag", label) for label in ("false", "true", "missing")} == {
+        "false": 1, "true": 3, "missing": 1
+    }  # fmt: skip
+    assert (value("sure", "false"), value("sure", "true"), value("sure", "missing")) == (2, 3, None)
+    assert value("flag", "other") is None, "a boolean column has no other bin"
+
+
+def test_a_served_boolean_column_is_binned_and_its_reference_exported(
+    empty_replica: tuple[Flask, Path], tmp_path: Path
+) -> None:
+    """Packaged from a CSV with a nullable boolean column: the reference has its shares and missing share, the
+    replica counts the live values in false, true and missing, and exports the reference for Prometheus."""
+    import joblib
+    import pandas as pd
+    from model_server.tools.package import package
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    app, root = empty_replica
+    name = unique("flags")
+    flags = [True, False, True, None] * 10  # 20 true, 10 false, 10 missing
+    frame = pd.DataFrame({"flag": flags, "n": [float(i % 7) for i in range(40)], "y": [i % 2 for i in range(40)]})
+    work = tmp_path / "work"
+    work.mkdir()
+    frame.to_csv(work / "train.csv", index=False)
+    x = pd.read_csv(work / "train.csv").drop(columns="y")  # as the packager reads it: flag is object, NaN missing
+    encode = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore"))
+    model = make_pipeline(make_column_transformer((encode, ["flag"]), ("passthrough", ["n"])), LogisticRegression())
+    joblib.dump(model.fit(x, frame["y"]), work / "model.joblib")
+    path, _ = package(work / "model.joblib", work / "train.csv", name=name, version="1", repository=root,
+                      target_column="y")  # fmt: skip
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["reference"]["features"]["flag"] == {
+        "shares": {"false": 0.333333, "true": 0.666667},
+        "missing": 0.25,
+    }
+    sync(app)
+    client = app.test_client()
+
+    rows = [{"flag": True, "n": 1.0}, {"flag": None, "n": 2.0}, {"flag": None, "n": 3.0}, {"flag": False, "n": 4.0}]
+    response = client.post(f"/v2/models/{name}/infer", json={"parameters": {"content_type": "pd"}, "inputs": [
+        {"name": "flag", "shape": [4], "datatype": "BOOL", "data": [r["flag"] for r in rows]},
+        {"name": "n", "shape": [4], "datatype": "FP64", "data": [r["n"] for r in rows]},
+    ]})  # fmt: skip
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    samples = scrape(client.get("/metrics").get_data(as_text=True))
+    counted = {b: scraped(samples, "model_server_feature_bin_total", model=name, version="1", feature="flag", bin=b)
+               for b in ("false", "true", "missing")}  # fmt: skip
+    assert counted == {"false": 1, "true": 1, "missing": 2}
+    exported = {b: scraped(samples, "model_server_feature_reference_share", model=name, version="1", feature="flag",
+                           bin=b) for b in ("false", "true", "missing")}  # fmt: skip
+    assert exported == pytest.approx({"false": 0.25, "true": 0.5, "missing": 0.25}, abs=1e-6)
+    assert scraped(samples, "model_server_drift_reference", model=name, version="1") == 1
 
 
 def test_prediction_shares_of_a_model_without_classes_are_refused() -> None:

@@ -478,3 +478,20 @@ def test_settings_gauges(app_factory: Callable[..., Flask]) -> None:
 
     assert gauges(app_factory()) == (0.05, 100)
     assert gauges(app_factory(accuracy_alert_margin=0.125, accuracy_min_feedback=250)) == (0.125, 250)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 0.25, -0.5, 1000, 5000.0])
+def test_a_fixed_observation_equals_observe(value: float) -> None:
+    # FixedObservation reads prometheus_client's histogram internals: this pins it to observe()'s result.
+    def histogram(registry: CollectorRegistry) -> metrics.Histogram:
+        return metrics.Histogram("h", "help", ["feature"], buckets=BUCKETS, registry=registry)
+
+    one_by_one, fixed = CollectorRegistry(), CollectorRegistry()
+    single = histogram(one_by_one).labels("x")
+    observation = metrics.FixedObservation(histogram(fixed).labels("x"), value)
+    for _ in range(3):
+        single.observe(value)
+        observation.observe()
+
+    assert _samples(fixed) == _samples(one_by_one)
+    assert _samples(fixed)[("h_count", "x", "")] == 3

@@ -9,15 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from model_server.monitoring.drift import read_reference
 from model_server.monitoring.reference import (
     N_BINS,
     bin_index,
     bin_shares,
+    boolean_reference,
+    column_references,
     decile_edges,
     feature_reference,
     prediction_shares,
     round_shares,
 )
+from model_server.repository.signature import Column, Signature
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None)
 EDGES = np.arange(1.0, 10.0)  # 1, 2, ..., 9
@@ -175,6 +179,49 @@ def test_feature_reference_covers_the_first_features_and_survives_json() -> None
 
 def test_feature_reference_of_no_features() -> None:
     assert feature_reference(np.ones((5, 2)), ["a", "b"], max_features=0) == {}
+
+
+def test_a_boolean_columns_reference_is_its_false_and_true_shares_and_missing_share() -> None:
+    assert boolean_reference([True, False, True, True]) == {"shares": {"false": 0.25, "true": 0.75}}
+    assert boolean_reference([np.True_, None, False, None, np.False_], nullable=True) == {
+        "shares": {"false": 0.666667, "true": 0.333333},
+        "missing": 0.4,
+    }
+    assert boolean_reference([None, None], nullable=True) is None, "no value present: no reference"
+
+
+def test_column_references_of_a_frame_cover_its_boolean_columns() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "n": [1.0, 2.0, None, 4.0],
+            "flag": [True, False, True, True],  # bool dtype
+            "maybe": [True, None, False, None],  # object, as pandas reads a boolean column with an empty cell
+            "seen": pd.array([True, pd.NA, True, True], dtype="boolean"),
+        }
+    )
+    signature = Signature(
+        inputs=(
+            Column(name="n", type="double", nullable=True),
+            Column(name="flag", type="boolean"),
+            Column(name="maybe", type="boolean", nullable=True),
+            Column(name="seen", type="boolean", nullable=True),
+        ),
+        frame=True,
+    )
+
+    references = column_references(frame, signature, max_features=32)
+
+    assert list(references) == ["n", "flag", "maybe", "seen"]
+    assert references["flag"] == {"shares": {"false": 0.25, "true": 0.75}}
+    assert references["maybe"] == {"shares": {"false": 0.5, "true": 0.5}, "missing": 0.5}
+    assert references["seen"] == {"shares": {"false": 0.0, "true": 1.0}, "missing": 0.25}
+    assert list(column_references(frame, signature, max_features=2)) == ["n", "flag"]
+    # what the server reads back: every column, with the missing share the live rate is compared with
+    read = read_reference({"reference": {"features": json.loads(json.dumps(references))}}, ["n"], None, 32, None,
+                          {"flag": 1, "maybe": 2, "seen": 3})  # fmt: skip
+    assert [(c.name, c.missing) for c in read.columns] == [("n", 0.25), ("flag", None), ("maybe", 0.5), ("seen", 0.25)]
 
 
 def test_prediction_shares_list_every_class() -> None:

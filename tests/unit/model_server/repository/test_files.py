@@ -79,16 +79,31 @@ def test_a_fifo_config_is_an_invalid_config(tmp_path: Path) -> None:
     assert "is a FIFO, not a regular file" in str(refused)
 
 
-@pytest.mark.parametrize("name", ["metadata.json", "model.skops"])
-def test_a_version_with_a_fifo_or_oversized_file_is_refused(tmp_path: Path, name: str) -> None:
-    version = publish_iris(tmp_path, 1)
-    (version / name).unlink()
-    os.mkfifo(version / name)
+# The cap each file of a version is under: its setting, and the FileLimits field that holds it.
+CAPS = {
+    "metadata.json": ("MODEL_MAX_JSON_BYTES", "max_json_bytes"),
+    "model.skops": ("MODEL_MAX_ARTIFACT_BYTES", "max_artifact_bytes"),
+}
 
-    refused = finishes(lambda: load_artifact(version, limits=FileLimits(tmp_path)))
+
+@pytest.mark.parametrize("fault", ["fifo", "oversized"])
+@pytest.mark.parametrize("name", sorted(CAPS))
+def test_a_version_with_a_fifo_or_oversized_file_is_refused(tmp_path: Path, name: str, fault: str) -> None:
+    version = publish_iris(tmp_path, 1)
+    if fault == "fifo":
+        (version / name).unlink()
+        os.mkfifo(version / name)
+        limits, reason = FileLimits(tmp_path), f"{version / name} is a FIFO, not a regular file"
+    else:  # one byte over its cap
+        size = (version / name).stat().st_size
+        setting, field = CAPS[name]
+        limits = FileLimits(tmp_path, **{field: size - 1})
+        reason = f"{version / name} holds {size} bytes, over {setting} ({size - 1})"
+
+    refused = finishes(lambda: load_artifact(version, limits=limits))
 
     assert isinstance(refused, ModelLoadError)
-    assert "is a FIFO, not a regular file" in str(refused)
+    assert reason in str(refused)
 
 
 def test_an_artifact_over_its_cap_is_refused(tmp_path: Path) -> None:

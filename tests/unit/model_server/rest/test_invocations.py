@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from flask import Flask
+from model_server.rest.bodies import InvocationsResponse
 from sklearn.pipeline import Pipeline
 
 from harness import penguins
@@ -32,21 +33,22 @@ def invoke(app: Flask, **request: Any) -> Any:
     return response.get_json()["predictions"]
 
 
+PAYLOADS = {
+    "split": {"dataframe_split": {"columns": COLUMNS, "data": [list(r.values()) for r in RECORDS]}},
+    "split-no-columns": {"dataframe_split": {"data": [list(r.values()) for r in RECORDS]}},  # the model's column order
+    "split-reordered": {
+        "dataframe_split": {"columns": COLUMNS[::-1], "data": [list(r.values())[::-1] for r in RECORDS]}
+    },
+    "records": {"dataframe_records": RECORDS},
+    "instances": {"instances": RECORDS},
+    "inputs": {"inputs": RECORDS, "params": {}},
+    "inputs-rows": {"inputs": [list(r.values()) for r in RECORDS]},
+    "columns": {"inputs": {c: [r[c] for r in RECORDS] for c in COLUMNS}},
+}
+
+
 @pytest.mark.parametrize("name", [penguins.FOREST, penguins.LOGISTIC])
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"dataframe_split": {"columns": COLUMNS, "data": [list(r.values()) for r in RECORDS]}},
-        {"dataframe_split": {"data": [list(r.values()) for r in RECORDS]}},  # the model's column order
-        {"dataframe_split": {"columns": COLUMNS[::-1], "data": [list(r.values())[::-1] for r in RECORDS]}},
-        {"dataframe_records": RECORDS},
-        {"instances": RECORDS},
-        {"inputs": RECORDS, "params": {}},
-        {"inputs": [list(r.values()) for r in RECORDS]},
-        {"inputs": {c: [r[c] for r in RECORDS] for c in COLUMNS}},
-    ],
-    ids=["split", "split-no-columns", "split-reordered", "records", "instances", "inputs", "inputs-rows", "columns"],
-)
+@pytest.mark.parametrize("body", PAYLOADS.values(), ids=PAYLOADS.keys())
 def test_every_mlflow_payload_answers_what_the_pipeline_predicts(
     apps: dict[str, Flask], fitted: dict[str, Pipeline], name: str, body: dict[str, Any]
 ) -> None:
@@ -58,6 +60,21 @@ def test_csv_with_a_header_row(apps: dict[str, Flask], fitted: dict[str, Pipelin
     for content_type in ("text/csv", "text/csv; charset=utf-8", "application/csv"):
         predictions = invoke(apps[penguins.FOREST], data=csv, content_type=content_type)
         assert predictions == fitted[penguins.FOREST].predict(FRAME).tolist()
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [*({"json": body} for body in PAYLOADS.values()), {"data": FRAME.to_csv(index=False), "content_type": "text/csv"}],
+    ids=[*PAYLOADS.keys(), "csv"],
+)
+def test_every_answer_is_an_invocations_response(tabular: Flask, request_: dict[str, Any]) -> None:
+    # Built as a dict (rest/invocations.py): the body must stay what the model, hence /openapi.json, says.
+    response = tabular.test_client().post("/invocations", **request_)
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert answer == InvocationsResponse.model_validate(answer).model_dump()
+    assert set(answer) == set(InvocationsResponse.model_fields), "the model's fields"
+    assert len(answer["predictions"]) == len(FRAME)
 
 
 GOOD = RECORDS[0]

@@ -20,6 +20,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from model_server.app import create_app
 from model_server.config import Settings
+from model_server.repository.signature import Column, Signature
+from model_server.rest.errors import ApiError
+from model_server.rest.records import rows_from_records
 from model_server.tools.package import package
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
@@ -199,3 +202,57 @@ def test_nan_is_a_missing_value_of_a_nullable_number_column(
     assert response.status_code == 200, response.get_json()
     frame = pd.DataFrame([record]).astype({"island": "str", "sex": "str"})
     assert response.get_json()["prediction"] == fitted[penguins.FOREST].predict(frame).tolist()
+
+
+def test_nan_is_a_missing_value_of_a_nullable_string_column(
+    apps: dict[str, Flask], fitted: dict[str, Pipeline]
+) -> None:
+    # A pandas row with a missing sex, as json.dumps(df.to_dict(orient="records")) sends it: a NaN token.
+    frame = penguins.features().iloc[[8, 0, 3]]
+    assert frame["sex"].isna().tolist() == [True, False, True]
+    body = json.dumps({"features": frame.to_dict(orient="records")})
+    assert "NaN" in body
+    for name in (penguins.FOREST, penguins.LOGISTIC):
+        response = client_of(apps, name).post("/predict", data=body, content_type="application/json")
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["prediction"] == fitted[name].predict(frame).tolist()
+
+
+def test_nan_in_a_column_that_cannot_be_missing_is_422() -> None:
+    signature = Signature(
+        inputs=(
+            Column(name="code", type="string", categories=("a", "b"), unknown="refuse"),
+            Column(name="flag", type="boolean", nullable=True),
+            Column(name="n", type="double"),
+        ),
+        frame=True,
+    )
+    rows = rows_from_records([{"code": "a", "flag": float("nan"), "n": 1.0}], signature, 10, "features")
+    assert rows.tolist() == [["a", None, 1.0]]  # NaN in a nullable boolean column: missing too
+    for record, fragment in [
+        ({"code": float("nan"), "flag": True, "n": 1.0}, "column 'code': NaN (a missing value) is not allowed"),
+        ({"code": "a", "flag": True, "n": float("nan")}, "column 'n': nan is not a finite number"),
+    ]:
+        with pytest.raises(ApiError) as refused:
+            rows_from_records([record], signature, 10, "features")
+        assert refused.value.status == 422 and fragment in str(refused.value), refused.value
+
+
+def test_a_category_the_encoder_knows_is_served_though_the_packaged_sample_lacks_it(
+    tmp_path: Path, fitted: dict[str, Pipeline]
+) -> None:
+    # Fitted on every penguin (its encoder refuses unknown islands), packaged from a CSV without Torgersen's.
+    model = fitted[penguins.LOGISTIC]
+    work = tmp_path / "work"
+    work.mkdir()
+    penguins.data().query("island != 'Torgersen'").to_csv(work / "penguins.csv", index=False)
+    path = penguins.publish_penguins(tmp_path / "models", work, "penguins", model)
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["signature"]["inputs"][0]["categories"] == ["Biscoe", "Dream", "Torgersen"]
+    assert metadata["reference"]["features"]["island"]["categories"] == ["Biscoe", "Dream"]  # drift: the sample's
+    client = create_app(Settings(model_repository=tmp_path / "models")).test_client()
+
+    frame = penguins.features().query("island == 'Torgersen'")
+    assert predict(client, penguins.records(frame))["prediction"] == model.predict(frame).tolist()
+    response = client.post("/predict", json={"features": {**GOOD, "island": "Atlantis"}})
+    assert_error(response, 422, "'Atlantis' is not a category the model knows (Biscoe, Dream, Torgersen)")

@@ -8,12 +8,14 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from model_server.monitoring import metrics
-from model_server.serving.batching import BatchInterrupted, MicroBatcher
+from model_server.serving import batching
+from model_server.serving.batching import PROBE_EVERY, BatchInterrupted, MicroBatcher
 from model_server.serving.predictor import Prediction
 
 from ..helpers import INFER, assert_error, sample, v2_input
@@ -167,6 +169,59 @@ def test_batch_metrics_recorded() -> None:
     assert sample("model_server_batch_queue_wait_seconds_count") - waits == 4
 
 
+def test_an_idle_worker_pays_no_yield_after_leads_that_gathered_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
+    yields: list[int] = []
+    model = FakeModel()
+    batcher = OneModel(model, max_rows=64)
+    real_sleep = time.sleep
+    yielding = SimpleNamespace(
+        sleep=lambda s: (yields.append(len(model.calls)), real_sleep(s)), perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(batching, "time", yielding)  # the batcher's own sleeps only
+    names = ("batch_size_count", "batch_size_sum", "batch_queue_wait_seconds_count")
+    before = {name: sample(f"model_server_{name}") for name in names}
+    waited_0 = sample("model_server_batch_queue_wait_seconds_bucket", le="0.0001")
+    requests = 2 * PROBE_EVERY + 1
+    answers = [batcher.predict(rows_of(float(i))).labels.tolist() for i in range(requests)]
+
+    assert answers == [[float(i)] for i in range(requests)]
+    assert model.calls == [1] * requests
+    # The first lead looks for company and finds none; then one lead in PROBE_EVERY looks again.
+    assert yields == [0, PROBE_EVERY, 2 * PROBE_EVERY]
+    # Lone requests are counted as batches of one that waited 0 s, like gathered ones.
+    after = {name: sample(f"model_server_{name}") for name in before}
+    assert {name: after[name] - before[name] for name in before} == dict.fromkeys(before, requests)
+    lone = requests - len(yields)  # those never queued: 0 s (a gathered request's yield may take longer)
+    assert sample("model_server_batch_queue_wait_seconds_bucket", le="0.0001") - waited_0 >= lone
+
+
+def test_a_request_arriving_while_the_batcher_is_busy_makes_the_next_leads_gather(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    yields: list[int] = []
+    model = FakeModel(delay=0.2)
+    batcher = OneModel(model, max_rows=64)
+    real_sleep = time.sleep
+    yielding = SimpleNamespace(
+        sleep=lambda s: (yields.append(len(model.calls)), real_sleep(s)), perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(batching, "time", yielding)  # the batcher's own sleeps only
+    model.delay = 0.0
+    for _ in range(2):  # the first lead looks for company, the second answers alone
+        batcher.predict(rows_of(1.0))
+    assert yields == [0]
+    model.delay = 0.2
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(batcher.predict, rows_of(2.0))  # alone: no yield
+        real_sleep(0.05)
+        rest = [pool.submit(batcher.predict, rows_of(3.0)) for _ in range(3)]  # they queue behind it
+        assert [f.result(timeout=HANG).labels.tolist() for f in (first, *rest)] == [[2.0], [3.0], [3.0], [3.0]]
+    assert model.calls == [1, 1, 1, 3], "the three that queued are gathered into one call"
+    model.delay = 0.0
+    batcher.predict(rows_of(4.0))
+    assert yields[1:] == [3, 4], "the queued requests' leader looked for company, and so does the next lead"
+
+
 def test_concurrent_api_requests_get_their_own_predictions(app_factory: Any, estimator: Any, rows: np.ndarray) -> None:
     client_app = app_factory(batch_max_rows=64)
     chunks = [rows[i : i + 3] for i in range(0, 60, 3)]
@@ -280,6 +335,23 @@ def test_a_base_exception_from_the_model_answers_the_batch() -> None:
     assert kinds(results) == ["Abort", "BatchInterrupted", "BatchInterrupted", "answer"], results
     assert all(r == [v] for r, v in zip(results, values, strict=True) if isinstance(r, list))
     assert outcomes([ask(batcher, rows_of(7.0))]) == [[7.0]]
+
+
+@pytest.mark.parametrize("failure", [ValueError, Abort])
+def test_a_lone_request_that_fails_leaves_the_batcher_serving(failure: type[BaseException]) -> None:
+    class FailingOnce(FakeModel):
+        def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
+            if len(self.calls) == 1:  # the second request, answered alone
+                self.calls.append(len(rows))
+                raise failure("the model failed")
+            return super().predict(rows, with_probabilities)
+
+    model = FailingOnce()
+    batcher = OneModel(model, max_rows=64)
+    assert batcher.predict(rows_of(1.0)).labels.tolist() == [1.0]
+    with pytest.raises(failure, match="the model failed"):
+        batcher.predict(rows_of(2.0))
+    assert outcomes([ask(batcher, rows_of(3.0)) for _ in range(1)]) == [[3.0]], "the next request is served"
 
 
 @pytest.mark.parametrize(

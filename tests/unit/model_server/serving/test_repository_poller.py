@@ -320,7 +320,7 @@ def test_an_invalid_config_from_the_start_means_the_default_policy(
 
 
 def test_a_worker_forked_while_the_config_is_invalid_follows_its_siblings_last_valid_one(
-    app_factory: Callable[..., Flask], repo: Path, tmp_path: Path
+    app_factory: Callable[..., Flask], repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The master booted before config.json pinned version 1: its memory says latest 1 (version
     # 2). A worker read the pin; then the file broke. A worker forked now starts from the
@@ -338,8 +338,11 @@ def test_a_worker_forked_while_the_config_is_invalid_follows_its_siblings_last_v
     set_policy(repo, "{not json")
     sibling.sync()
     forked = Replica(master)
+    polling: list[float] = []
+    monkeypatch.setattr(forked.poller, "start_polling", polling.append)  # no thread left behind
     start_polling(master, configs_folder=shared)  # a worker's start: catch up, then poll
 
+    assert polling == [60]
     assert sibling.loaded() == forked.loaded() == [1]
     assert forked.predict() == (1, label_of(1))
     assert scraped(forked.scrape(), "model_server_model_config_invalid", model=MODEL) == 1
@@ -780,6 +783,47 @@ def test_no_renewal_without_a_limit(replica: Replica, repo: Path, monkeypatch: p
         publish_iris(repo, version)
         replica.sync()
     assert (replica.loaded(), renewals, replica.poller.unloaded) == ([4], [], 3)
+
+
+def test_the_first_wait_is_drawn_within_the_interval(replica: Replica, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Replicas and workers started together must not all poll, and load a new version, at the
+    # same moment: the first wait is a draw in [0, interval], then each wait is the interval.
+    class Stop(BaseException):
+        pass
+
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise Stop
+
+    def first_waits(runs: int) -> list[float]:
+        waits = []
+        for _ in range(runs):
+            sleeps.clear()
+            with pytest.raises(Stop):
+                replica.poller.poll_forever(5)
+            assert sleeps[1] == 5, "then the interval"
+            waits.append(sleeps[0])
+        return waits
+
+    monkeypatch.setattr(replica.poller, "sync", lambda: None)
+    monkeypatch.setattr(repository_poller.time, "sleep", sleep)
+
+    waits = first_waits(20)
+    assert all(0 <= wait <= 5 for wait in waits)
+    assert len(set(waits)) > 1, "drawn anew each time, not a constant"
+
+    draws: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return [0.0, 1.25, 5.0][len(draws) - 1]
+
+    monkeypatch.setattr(repository_poller.random, "uniform", uniform)
+    assert first_waits(3) == [0.0, 1.25, 5.0], "the wait is the draw"
+    assert draws == [(0, 5)] * 3
 
 
 def test_the_poller_stops_once_a_renewal_is_asked_for(replica: Replica, monkeypatch: pytest.MonkeyPatch) -> None:

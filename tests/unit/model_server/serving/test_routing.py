@@ -216,6 +216,16 @@ def test_a_weight_over_the_maximum_or_not_finite_is_refused(tmp_path: Path, weig
         read_model_config(path)
 
 
+@pytest.mark.parametrize("traffic", [{"1": 0, "2": 0}, {"1": 0}, {}])
+def test_traffic_without_a_positive_weight_is_refused(tmp_path: Path, traffic: dict[str, float]) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"traffic": traffic}))
+
+    with pytest.raises(ModelConfigError) as refused:
+        read_model_config(path)
+    assert str(refused.value) == f"{path}: traffic: give at least one version a weight above 0"
+
+
 def test_bounds_are_the_exact_cumulative_shares_rounded_once() -> None:
     weights = {"1": 0.1, "2": 0.2, "3": 0.3}
     routing, _ = plan_routing(config(traffic=weights), {1, 2, 3})

@@ -30,9 +30,27 @@ MAKERS: dict[str, Callable[[Path], boosted.Boosted]] = {
     "xgboost multiclass, categories, UBJSON": lambda folder: boosted.xgboost_penguins(folder, file="model.ubj"),
     "lightgbm multiclass, categories": boosted.lightgbm_penguins,
     "xgboost binary": boosted.xgboost_cancer,
+    "xgboost binary, UBJSON": lambda folder: boosted.xgboost_cancer(folder, file="model.ubj"),
     "lightgbm binary": boosted.lightgbm_cancer,
     "xgboost regression": lambda folder: boosted.regression(folder, "xgboost"),
+    "xgboost regression, numbers only, UBJSON": lambda folder: boosted.regression(
+        folder, "xgboost", file="model.ubj", numbers_only=True
+    ),
     "lightgbm regression": lambda folder: boosted.regression(folder, "lightgbm"),
+}
+# The file each version serves: the model file as written, but an XGBoost file with categories (moved to the
+# signature) is rewritten as model.json (REWRITTEN); so a UBJSON file without categories is served as UBJSON.
+REWRITTEN = {"xgboost multiclass, categories, JSON", "xgboost multiclass, categories, UBJSON", "xgboost regression"}
+SERVED_FILE = {
+    "xgboost multiclass, categories, JSON": "model.json",
+    "xgboost multiclass, categories, UBJSON": "model.json",
+    "lightgbm multiclass, categories": "model.txt",
+    "xgboost binary": "model.json",
+    "xgboost binary, UBJSON": "model.ubj",
+    "lightgbm binary": "model.txt",
+    "xgboost regression": "model.json",
+    "xgboost regression, numbers only, UBJSON": "model.ubj",
+    "lightgbm regression": "model.txt",
 }
 
 
@@ -55,6 +73,10 @@ def infer(app: Flask, frame: pd.DataFrame, outputs: list[str]) -> list[dict[str,
 def test_every_row_is_served_as_the_native_library_predicts_it(tmp_path: Path, kind: str) -> None:
     made = MAKERS[kind](tmp_path / "made")
     path, metadata = packaged(tmp_path, made)
+    assert metadata["artifact"] == SERVED_FILE[kind]
+    assert sorted(p.name for p in path.iterdir()) == sorted([SERVED_FILE[kind], "metadata.json"])
+    kept = (path / SERVED_FILE[kind]).read_bytes() == made.path.read_bytes()
+    assert kept == (kind not in REWRITTEN)  # byte for byte as written, unless its categories moved out
     app = create_app(Settings(model_repository=tmp_path / "repo", default_model="gb"))
     native = np.asarray(made.native(), dtype=np.float64)
     classifier = native.ndim == 2
@@ -155,6 +177,25 @@ def test_an_unsupported_objective_is_refused_at_packaging(tmp_path: Path, object
     with pytest.raises(PackageError, match=message):
         package(tmp_path / "model.json", tmp_path / "train.csv", name="gb", version="1",
                 repository=tmp_path / "repo", target_column="species")  # fmt: skip
+    assert not (tmp_path / "repo" / "gb").exists()
+
+
+@pytest.mark.parametrize("objective", ["regression_l1", "huber", "multiclassova"])
+def test_an_unsupported_lightgbm_objective_is_refused_at_packaging(tmp_path: Path, objective: str) -> None:
+    import lightgbm
+
+    frame, species = boosted.penguin_frame()
+    codes = pd.Categorical(species).codes
+    y = frame["body_mass_g"].fillna(4000.0) if objective != "multiclassova" else codes
+    extra = {"num_class": 3} if objective == "multiclassova" else {}
+    model = lightgbm.LGBMModel(objective=objective, n_estimators=3, num_leaves=4, verbose=-1, **extra)
+    model.fit(frame.drop(columns="body_mass_g"), y)
+    model.booster_.save_model(tmp_path / "model.txt")
+    assert f"objective={objective}" in (tmp_path / "model.txt").read_text()  # what LightGBM wrote
+    frame.drop(columns="body_mass_g").assign(y=y).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(PackageError, match=rf"unsupported objective '{objective}' \(served: binary, multiclass"):
+        package(tmp_path / "model.txt", tmp_path / "train.csv", name="gb", version="1",
+                repository=tmp_path / "repo", target_column="y")  # fmt: skip
     assert not (tmp_path / "repo" / "gb").exists()
 
 

@@ -762,3 +762,42 @@ def test_a_dataframe_models_data_must_hold_its_columns(tmp_path: Path) -> None:
     (work / "x.txt").write_text("island\nBiscoe\n")
     with pytest.raises(DataError, match=r"unsupported format '\.txt'"):
         package(work / "penguins.joblib", work / "x.txt", name="p", version="1", repository=tmp_path / "r")
+
+
+@pytest.mark.parametrize("dtypes", ["as read", "nullable", "pyarrow"])
+def test_a_parquet_sample_gives_what_the_csv_gives(tmp_path: Path, dtypes: str) -> None:
+    # The same penguins as CSV and as Parquet (pandas' own dtypes, its nullable ones, or pyarrow-backed ones, as
+    # convert_dtypes makes them): the same signature, reference and example, and the same served predictions.
+    import pandas as pd
+    from model_server.app import create_app
+    from model_server.config import Settings
+
+    from harness import penguins
+
+    model, work, repository = penguins.logistic(), tmp_path / "work", tmp_path / "repository"
+    penguins.publish_penguins(repository, work, "csv", model)
+    frame = penguins.data()
+    if dtypes != "as read":
+        frame = frame.convert_dtypes(dtype_backend="pyarrow" if dtypes == "pyarrow" else "numpy_nullable")
+        assert str(frame["year"].dtype) == ("int64[pyarrow]" if dtypes == "pyarrow" else "Int64")
+    frame.to_parquet(work / "penguins.parquet", index=False)
+    read = pd.read_parquet(work / "penguins.parquet")
+    assert (read["year"].dtype, read["flipper_length_mm"].dtype) == (
+        frame["year"].dtype,
+        frame["flipper_length_mm"].dtype,
+    )
+    package(
+        work / "csv.joblib", work / "penguins.parquet", name="parquet", version="1", repository=repository,
+        target_column=penguins.TARGET,
+    )  # fmt: skip
+
+    from_csv, from_parquet = (json.loads((repository / n / "1/metadata.json").read_text()) for n in ("csv", "parquet"))
+    for key in ("feature_names", "signature", "input_example", "feature_means", "training_rows", "reference"):
+        assert from_parquet[key] == from_csv[key], key
+    records = penguins.records()
+    expected = model.predict(penguins.features()).tolist()
+    for name in ("csv", "parquet"):
+        client = create_app(Settings(model_repository=repository, default_model=name)).test_client()
+        response = client.post("/predict", json={"features": records})
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["prediction"] == expected

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from model_server.repository.signature import Column
+from model_server.repository.signature import MAX_CATEGORIES, Column
 from model_server.tools.signature import SignatureDerivationError, derive_signature, input_example
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 
 from harness import penguins
 
@@ -95,3 +95,46 @@ def test_a_column_mixing_strings_and_numbers_is_refused() -> None:
 def test_a_missing_column_is_refused() -> None:
     with pytest.raises(SignatureDerivationError, match="no column 'sex'"):
         derive_signature(penguins.features().drop(columns="sex"), penguins.forest())
+
+
+def test_categories_are_the_fitted_encoders_even_those_the_sample_lacks() -> None:
+    # Fitted on every penguin, packaged with a sample without Torgersen's: the encoder knows Torgersen, and so
+    # does the signature, whether the model refuses unknown islands (logistic) or ignores them (forest).
+    sample = penguins.features().query("island != 'Torgersen'")
+    for model, unknown in [(penguins.logistic(), "refuse"), (penguins.forest(), "accept")]:
+        island, sex = (c for c in derive_signature(sample, model).inputs if c.type == "string")
+        assert island.categories == ("Biscoe", "Dream", "Torgersen") and island.unknown == unknown
+        assert sex.categories == ("female", "male")
+    # The encoder's, not the sample's: a value in the sample that the encoder never saw is not a category.
+    frame = pd.DataFrame({"code": ["a", "b", "c", "a"], "n": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]})
+    ordinal = make_pipeline(
+        make_column_transformer((OrdinalEncoder(), [0]), remainder="passthrough"), LogisticRegression()
+    ).fit(frame[["code", "n"]], frame["y"])  # columns chosen by position; an OrdinalEncoder
+    [code, _] = derive_signature(frame.assign(code=["a", "a", "b", "b"])[["code", "n"]], ordinal).inputs
+    assert code.categories == ("a", "b", "c") and code.unknown == "refuse"
+
+
+def test_categories_of_a_column_changed_before_its_encoder_are_the_samples() -> None:
+    # The encoder sees the values lower-cased: its categories are not the column's, whose values are the sample's.
+    frame = pd.DataFrame({"code": ["A", "b", "C", "a"], "y": [0, 1, 0, 1]})
+    lower = FunctionTransformer(lambda x: x.apply(lambda column: column.str.lower()), feature_names_out="one-to-one")
+    model = make_pipeline(lower, OneHotEncoder(handle_unknown="ignore"), LogisticRegression())
+    model.fit(frame[["code"]], frame["y"])
+    assert model[1].categories_[0].tolist() == ["a", "b", "c"]
+    assert derive_signature(frame[["code"]], model).inputs[0].categories == ("A", "C", "a", "b")
+
+
+def test_the_category_limit_counts_the_encoders_categories() -> None:
+    frame = pd.DataFrame({"code": [f"c{i}" for i in range(30)], "y": [i % 2 for i in range(30)]})
+    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["code"])), LogisticRegression())
+    model.fit(frame[["code"]], frame["y"])
+    sample = frame[["code"]].head(5)  # 5 values in the sample, 30 in the encoder
+    with pytest.raises(SignatureDerivationError, match="30 categories, more than --max-categories"):
+        derive_signature(sample, model, max_categories=10)
+    assert len(derive_signature(sample, model, max_categories=30).inputs[0].categories or ()) == 30
+    # Past the most a signature lists, whatever --max-categories says: refused, not a failed signature check.
+    n = MAX_CATEGORIES + 1
+    many = pd.DataFrame({"code": [f"c{i}" for i in range(n)], "y": [i % 2 for i in range(n)]})
+    model.fit(many[["code"]], many["y"])
+    with pytest.raises(SignatureDerivationError, match=f"{n} categories, more than the {MAX_CATEGORIES}"):
+        derive_signature(sample, model, max_categories=5 * MAX_CATEGORIES)

@@ -3,10 +3,12 @@ live values counted in them. The statistics (shares, PSI) are computed by Promet
 (prometheus/rules/quality.yml); a replica only counts.
 
 The reference is what the packager recorded (:mod:`.reference`, :mod:`..tools.package`):
-``reference.features[<feature>] = {"edges": [9 inner edges], "shares": [10 shares]}`` and
-``reference.predictions = {<class name>: share}``. :func:`read_reference` checks it. Invalid
-reference statistics never make a version unservable: the loader serves the version without
-drift monitoring and logs the reason once (:mod:`..serving.repository_poller`).
+``reference.features[<feature>] = {"edges": [9 inner edges], "shares": [10 shares]}`` (a number column;
+a string column's ``{"categories", "shares"}``, a boolean column's ``{"shares": {"false", "true"}}``, and
+``"missing"`` where the column is nullable) and ``reference.predictions = {<class name>: share}``.
+:func:`read_reference` checks it. Invalid reference statistics never make a version unservable:
+the loader serves the version without drift monitoring and logs the reason once
+(:mod:`..serving.repository_poller`).
 
 Counting (:class:`FeatureBins`) uses the packager's rule, :func:`.reference.bin_index`, for every
 value of every model call, in one numpy pass and one ``inc`` per non-zero bin. Each feature has
@@ -42,7 +44,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from . import metrics
-from .reference import MAX_CATEGORY_BINS, MAX_CATEGORY_LABEL, N_BINS, RESERVED_BINS, bin_index
+from .reference import BOOLEAN_BINS, MAX_CATEGORY_BINS, MAX_CATEGORY_LABEL, N_BINS, RESERVED_BINS, bin_index
 
 N_EDGES = N_BINS - 1
 SHARE_TOLERANCE = 1e-3  # shares are rounded to 6 decimals; hand-written ones to fewer
@@ -82,12 +84,31 @@ class CategoryReference:
 
 
 @dataclass(frozen=True)
+class BooleanReference:
+    """A boolean column's reference: the shares of false and true among the values present, and the missing values."""
+
+    name: str
+    column: int  # the column's position in the model's rows
+    shares: tuple[float, float]  # false, true; summing to 1
+    missing: float | None = None
+
+    def bin_shares(self) -> dict[str, float]:
+        return _with_missing(dict(zip(BOOLEAN_BINS, self.shares, strict=True)), self.missing)
+
+
+@dataclass(frozen=True)
 class DriftReference:
     """What a version is compared with: per monitored column its bins, and the predicted classes' shares."""
 
     features: tuple[FeatureReference, ...] = ()
     predictions: Mapping[str, float] | None = field(default=None)  # by class name, as recorded
     categories: tuple[CategoryReference, ...] = ()
+    booleans: tuple[BooleanReference, ...] = ()
+
+    @property
+    def columns(self) -> tuple[FeatureReference | CategoryReference | BooleanReference, ...]:
+        """Every monitored column's reference: numbers, strings, booleans."""
+        return (*self.features, *self.categories, *self.booleans)
 
 
 def _with_missing(shares: dict[str, float], missing: float | None) -> dict[str, float]:
@@ -102,47 +123,60 @@ def read_reference(
     class_names: Sequence[str] | None,
     max_features: int,
     string_columns: Mapping[str, int] | None = None,
+    boolean_columns: Mapping[str, int] | None = None,
 ) -> DriftReference:
     """The metadata's reference for the first ``max_features`` columns that have one; InvalidReference if broken.
 
-    ``feature_names``: the numeric columns, in the order of the numeric input; ``string_columns``: the
-    string columns' positions in the model's rows (the columns count in that order, numeric ones first
-    where the positions are not known).
+    ``feature_names``: the numeric columns, in the order of the numeric input; ``string_columns`` and
+    ``boolean_columns``: those columns' positions in the model's rows (the columns count in that order,
+    numeric ones first where the positions are not known).
     """
     reference = metadata.get("reference")
     if reference is None:
         return DriftReference()
     if not isinstance(reference, dict):
         raise InvalidReference(f"'reference' must be an object, got {_type(reference)}")
-    numeric, categorical = _features(reference.get("features"), feature_names, string_columns or {}, max_features)
+    numeric, categorical, booleans = _features(
+        reference.get("features"), feature_names, string_columns or {}, boolean_columns or {}, max_features
+    )
     return DriftReference(
         features=numeric,
         predictions=_predictions(reference.get("predictions"), class_names),
         categories=categorical,
+        booleans=booleans,
     )
 
 
 def _features(
-    entries: Any, feature_names: Sequence[str], string_columns: Mapping[str, int], max_features: int
-) -> tuple[tuple[FeatureReference, ...], tuple[CategoryReference, ...]]:
+    entries: Any,
+    feature_names: Sequence[str],
+    string_columns: Mapping[str, int],
+    boolean_columns: Mapping[str, int],
+    max_features: int,
+) -> tuple[tuple[FeatureReference, ...], tuple[CategoryReference, ...], tuple[BooleanReference, ...]]:
     if entries is None:
-        return (), ()
+        return (), (), ()
     if not isinstance(entries, dict):
         raise InvalidReference(f"'reference.features' must be an object, got {_type(entries)}")
-    unknown = [name for name in entries if name not in feature_names and name not in string_columns]
+    positions = {**string_columns, **boolean_columns}
+    unknown = [name for name in entries if name not in feature_names and name not in positions]
     if unknown:
         raise InvalidReference(f"'reference.features' names {unknown[0]!r}, which is not a feature of the model")
-    features, categories = [], []
-    string_names = sorted(string_columns, key=string_columns.__getitem__)
+    features: list[FeatureReference] = []
+    categories: list[CategoryReference] = []
+    booleans: list[BooleanReference] = []
+    other_names = sorted(positions, key=positions.__getitem__)  # strings and booleans, in the rows' order
     numeric_columns = {name: j for j, name in enumerate(feature_names)}
-    for name in [*feature_names, *string_names]:
-        if name not in entries or len(features) + len(categories) >= max_features:
-            continue
+    for name in [*feature_names, *other_names]:
+        if name not in entries or len(features) + len(categories) + len(booleans) >= max_features:
+            continue  # the cap bounds the feature label's values
         if name in string_columns:
             categories.append(_category(name, string_columns[name], entries[name]))
+        elif name in boolean_columns:
+            booleans.append(_boolean(name, boolean_columns[name], entries[name]))
         else:
             features.append(_feature(name, numeric_columns[name], entries[name]))
-    return tuple(features), tuple(categories)
+    return tuple(features), tuple(categories), tuple(booleans)
 
 
 def _category(name: str, column: int, entry: Any) -> CategoryReference:
@@ -161,6 +195,16 @@ def _category(name: str, column: int, entry: Any) -> CategoryReference:
     shares = _numbers(entry.get("shares"), len(categories) + 1, f"{where}.shares")
     _check_shares(shares, where + ".shares")
     return CategoryReference(name, column, tuple(categories), tuple(shares), _missing(entry, where))
+
+
+def _boolean(name: str, column: int, entry: Any) -> BooleanReference:
+    where = f"reference.features[{name!r}]"
+    shares = entry.get("shares") if isinstance(entry, dict) else None
+    if not isinstance(shares, dict) or sorted(shares) != sorted(BOOLEAN_BINS):
+        raise InvalidReference(f"{where} of a boolean column must be an object with 'shares' of 'false' and 'true'")
+    values = _numbers([shares[label] for label in BOOLEAN_BINS], len(BOOLEAN_BINS), f"{where}.shares")
+    _check_shares(values, where + ".shares")
+    return BooleanReference(name, column, (values[0], values[1]), _missing(entry, where))
 
 
 def _missing(entry: dict[str, Any], where: str) -> float | None:
@@ -289,27 +333,34 @@ class FeatureBins:
 
 
 class CategoryBins:
-    """``model_server_feature_bin_total`` of one version's string columns: each value in its category's bin,
-    ``other`` (outside the reference's categories, unseen ones included) or ``missing``."""
+    """``model_server_feature_bin_total`` of one version's string and boolean columns: a string in its category's bin,
+    ``other`` (outside the reference's categories, unseen ones included) or ``missing``; a boolean in ``false``,
+    ``true`` or ``missing``."""
 
     def __init__(
-        self, model: str, version: str, columns: Sequence[CategoryReference], counter: Counter = metrics.FEATURE_BINS
+        self,
+        model: str,
+        version: str,
+        columns: Sequence[CategoryReference | BooleanReference],
+        counter: Counter = metrics.FEATURE_BINS,
     ) -> None:
         self._columns = []
         for reference in columns:  # every bin at 0 from the start
-            bins = {
-                category: counter.labels(model, version, reference.name, category) for category in reference.categories
-            }
-            other = counter.labels(model, version, reference.name, OTHER_BIN)
+            bins: dict[Any, Any]
+            other = None
+            if isinstance(reference, BooleanReference):  # the rows hold Python bools
+                bins = {value: counter.labels(model, version, reference.name, label)
+                        for value, label in zip((False, True), BOOLEAN_BINS, strict=True)}  # fmt: skip
+            else:
+                bins = {c: counter.labels(model, version, reference.name, c) for c in reference.categories}
+                other = counter.labels(model, version, reference.name, OTHER_BIN)
             missing = None if reference.missing is None else counter.labels(model, version, reference.name, MISSING_BIN)
             self._columns.append((reference.column, bins, other, missing))
 
     def observe(self, rows: np.ndarray) -> None:
-        """Count each value of the monitored string columns of an object matrix (None: missing)."""
+        """Count each value of the monitored string and boolean columns of an object matrix (None: missing)."""
         for position, bins, other, missing in self._columns:
             for value, count in collections.Counter(rows[:, position].tolist()).items():
-                if value is None:
-                    if missing is not None:
-                        missing.inc(count)
-                else:
-                    bins.get(value, other).inc(count)
+                counter = missing if value is None else bins.get(value, other)
+                if counter is not None:  # a missing value where the column has no missing bin is not counted
+                    counter.inc(count)

@@ -14,7 +14,7 @@ nothing a client sends becomes a label as sent. Routes are URL rules (never raw 
 (:func:`method_label`), statuses are the HTTP codes the server answers with, and classes and
 features come from the loaded model (features capped by DRIFT_MAX_FEATURES, classes beyond
 predictor.MAX_CLASS_LABELS share one "other"; feedback names known classes only), bins are 0..9,
-missing, or a string column's at most 9 most frequent training categories and other.
+missing, a string column's at most 9 most frequent training categories and other, or a boolean's false and true.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ FEATURE_VALUE = Summary(
 FEATURE_BINS = Counter(
     f"{PREFIX}_feature_bin",
     "Live input values per bin of the version's reference, by model version and feature (column): deciles 0..9 of "
-    "a number, categories and other of a string, missing (drift.py).",
+    "a number, categories and other of a string, false and true of a boolean, missing (drift.py).",
     ["model", "version", "feature", "bin"],
 )
 UNKNOWN_CATEGORIES = Counter(
@@ -224,6 +224,23 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
     histogram._sum.inc(sum(values))
     for index, count in touched.items():
         histogram._buckets[index].inc(count)
+
+
+class FixedObservation:
+    """``histogram.observe(value)`` for one value known in advance, ``value`` >= 0: its bucket found once, then one
+    write per call (two if the value is not 0). For the lone requests of micro-batching, where ``observe``'s bucket
+    scan in Python would cost more than the rest of the batcher. Reads the same fields as :func:`observe_many`.
+    """
+
+    def __init__(self, histogram: Histogram, value: float) -> None:
+        self._bucket = histogram._buckets[bisect.bisect_left(histogram._upper_bounds, value)]
+        self._sum = histogram._sum if value else None
+        self._value = value
+
+    def observe(self) -> None:
+        self._bucket.inc(1)
+        if self._sum is not None:
+            self._sum.inc(self._value)
 
 
 def observe_column_sums(summaries: Sequence[Summary], matrix: np.ndarray) -> None:

@@ -23,7 +23,10 @@ names the cell) and the server refuses non-finite input before any counting. A m
 ``missing`` share records how many there were, and the server counts them in a bin of their own.
 
 A string column's reference is its most frequent categories (up to 9), each with its share, and
-``other`` for the rest; the server counts unseen categories as other.
+``other`` for the rest; the server counts unseen categories as other. A boolean column's is the
+share of false and of true among its values present (``{"shares": {"false": f, "true": t}}``).
+Every column's ``missing`` share (nullable columns only) is also the training side of the
+missing-value rate that Prometheus tracks (prometheus/rules/quality.yml).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ N_BINS = 10
 MAX_CATEGORY_BINS = 9  # a string column's categories with a bin of their own: the most frequent in training
 MAX_CATEGORY_LABEL = 64  # characters: a longer category counts as other (metric labels stay short and distinct)
 RESERVED_BINS = ("other", "missing")  # the bins of a string column's other categories and of missing values
+BOOLEAN_BINS = ("false", "true")  # a boolean column's bins (and the keys of its reference's shares)
 QUANTILES = tuple(i / N_BINS for i in range(1, N_BINS))  # 0.1 .. 0.9: the 9 inner edges
 SHARE_DIGITS = 6
 
@@ -117,6 +121,19 @@ def category_reference(values: Sequence[Any], nullable: bool = False) -> dict[st
     return entry
 
 
+def boolean_reference(values: Sequence[Any], nullable: bool = False) -> dict[str, Any] | None:
+    """A boolean column's ``{"shares": {"false": f, "true": t}}`` over its values present (None or NaN: missing), and
+    with ``nullable`` the share of missing values (``"missing"``); None if no value is present."""
+    present = [bool(v) for v in values if isinstance(v, bool | np.bool_)]
+    if not present:
+        return None
+    true = sum(present)
+    entry: dict[str, Any] = {"shares": dict(zip(BOOLEAN_BINS, round_shares([len(present) - true, true]), strict=True))}
+    if nullable:
+        entry["missing"] = round((len(values) - len(present)) / len(values), SHARE_DIGITS)
+    return entry
+
+
 def prediction_shares(predicted: np.ndarray, classes: Sequence[Any], class_names: Sequence[str]) -> dict[str, float]:
     """Each class's share of the predicted labels (every class listed, in the estimator's order)."""
     predicted = np.asarray(predicted)
@@ -135,7 +152,8 @@ def _finite(column: np.ndarray) -> np.ndarray:
 
 def column_references(frame: Any, signature: Signature, max_features: int) -> dict[str, Any]:
     """The drift reference of the first ``max_features`` columns of a training DataFrame (in the model's order, as
-    ``signature`` lists them) that have one: numbers' deciles, strings' categories; booleans have none yet."""
+    ``signature`` lists them) that have one: numbers' deciles, strings' categories, booleans' false and true shares,
+    and the share of missing values of every nullable column."""
     references: dict[str, Any] = {}
     for column in signature.inputs:
         if len(references) >= max_features:
@@ -145,8 +163,8 @@ def column_references(frame: Any, signature: Signature, max_features: int) -> di
             entry = numeric_reference(values.to_numpy(dtype=np.float64, na_value=np.nan), column.nullable)
         elif column.type == "string":
             entry = category_reference(values.astype(object).where(values.notna(), None).tolist(), column.nullable)
-        else:
-            entry = None  # booleans: no reference yet
+        else:  # boolean
+            entry = boolean_reference(values.astype(object).where(values.notna(), None).tolist(), column.nullable)
         if entry is not None:
             references[column.name] = entry
     return references

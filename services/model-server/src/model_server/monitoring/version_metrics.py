@@ -40,6 +40,7 @@ class VersionMetrics:
         drift_max_features: int = 32,
         categories: Sequence[tuple[int, str, frozenset[str]]] = (),
         string_columns: Mapping[str, int] | None = None,
+        boolean_columns: Mapping[str, int] | None = None,
     ) -> None:
         self.requests = metrics.VersionRequests(name, version)  # counted by the inference endpoints
         self.inference_seconds = metrics.INFERENCE_DURATION.labels(name, version)
@@ -57,13 +58,13 @@ class VersionMetrics:
         self._init_feedback(classes or (), class_names or ())
         try:
             self.reference = drift.read_reference(
-                metadata, feature_names, class_names, drift_max_features, string_columns
+                metadata, feature_names, class_names, drift_max_features, string_columns, boolean_columns
             )
             self.reference_problem = ""
         except drift.InvalidReference as exc:  # served all the same, without drift monitoring
             self.reference, self.reference_problem = drift.DriftReference(), str(exc)
         self._feature_bins = drift.FeatureBins(name, version, self.reference.features)
-        self._category_bins = drift.CategoryBins(name, version, self.reference.categories)
+        self._category_bins = drift.CategoryBins(name, version, (*self.reference.categories, *self.reference.booleans))
         # (position in the rows, known categories, counter) of the string columns that take unknown categories
         self._unknown = [
             (position, known, metrics.UNKNOWN_CATEGORIES.labels(name, version, column))
@@ -73,7 +74,7 @@ class VersionMetrics:
     @property
     def has_drift_reference(self) -> bool:
         """Whether live inputs are counted in reference bins (model_server_drift_reference)."""
-        return bool(self.reference.features or self.reference.categories)
+        return bool(self.reference.columns)
 
     def observe(self, rows: np.ndarray, labels: np.ndarray) -> None:
         """Count a served model call's input rows and predicted labels."""
@@ -87,8 +88,8 @@ class VersionMetrics:
                     counter.inc(count)
 
     def observe_categories(self, rows: np.ndarray) -> None:
-        """Count the string columns' values (an object matrix): in their drift bins, and those outside the training
-        categories where the model takes them."""
+        """Count the string and boolean columns' values (an object matrix): in their drift bins, and the strings
+        outside the training categories where the model takes them."""
         self._category_bins.observe(rows)
         for position, known, counter in self._unknown:
             unknown = sum(1 for value in rows[:, position].tolist() if value is not None and value not in known)

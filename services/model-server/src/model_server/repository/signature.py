@@ -17,9 +17,10 @@ data and the fitted estimator, :mod:`..tools.signature`)::
   truncated), ``boolean`` (``true``/``false``) or ``string``;
 * ``nullable``: whether a missing value (JSON ``null``) may be sent, because the model handles
   it (an imputer, or a model that takes missing values as they are);
-* ``categories`` (strings): every category seen in training, and ``unknown``: ``refuse`` where
-  the model fails on another (an encoder with ``handle_unknown="error"``), ``accept`` where it
-  takes one (``handle_unknown="ignore"`` or infrequent categories), counted per column;
+* ``categories`` (strings): every category the model knows (its fitted encoder's, else those
+  seen in the training sample), and ``unknown``: ``refuse`` where the model fails on another (an
+  encoder with ``handle_unknown="error"``), ``accept`` where it takes one
+  (``handle_unknown="ignore"`` or infrequent categories), counted per column;
 * ``dtype``: the pandas dtype the training data had, and ``frame``: the model was fitted on a
   pandas DataFrame of these columns and is given one (built as pandas reads a CSV file: the same
   dtypes, NaN for a missing value);

@@ -1,7 +1,7 @@
-"""The JSON bodies of this server's own API: ``/predict``, feedback and ``/openapi.json``.
+"""The JSON bodies of this server's own API: ``/predict``, ``/invocations``, feedback and ``/openapi.json``.
 
-The endpoints parse their requests and build their responses with these models (but for
-``/predict``'s answer, a dict of PredictResponse's fields on the hot path: see rest/predict.py), and
+The endpoints parse their requests and build their responses with these models (but for the answers of
+``/predict`` and ``/invocations``, dicts of the models' fields on the hot path: see rest/predict.py), and
 the OpenAPI document (rest/openapi.py) takes its schemas, descriptions and examples from them. The Open
 Inference Protocol's bodies (V2 inference, metadata, health, the model repository, the error
 body) are in rest/v2_schema.py.
@@ -12,7 +12,7 @@ typed ``X | SkipJsonSchema[None]``: optional in the schema, never null.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, StrictBool, ValidationError
 from pydantic.json_schema import SkipJsonSchema
@@ -23,6 +23,12 @@ _Record = Annotated[dict[str, _Value], Field(description="One row as column name
 _Class = Annotated[
     float | str, Field(description='A class as /predict returns it (e.g. 2) or its name (e.g. "virginica")')
 ]
+
+
+# InvocationsRequest.dataframe_split: the keys rest/invocations.py reads; it ignores any other (pandas' "index").
+class DataframeSplit(TypedDict):
+    columns: NotRequired[list[str] | None]
+    data: list[_Row]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -105,7 +111,7 @@ class InvocationsRequest(BaseModel):
     )
 
     # Exactly one of the four (rest/invocations.py checks it, naming the row and column of a bad value).
-    dataframe_split: SkipValidation[dict[str, list[str] | list[_Row]]] | SkipJsonSchema[None] = Field(
+    dataframe_split: SkipValidation[DataframeSplit] | SkipJsonSchema[None] = Field(
         default=None,
         json_schema_extra=_no_default,
         description="pandas' split orient: 'columns' (the columns' names; default: the model's order) and 'data' "

@@ -4,10 +4,11 @@ A model takes the columns its signature lists (:mod:`..repository.signature`). R
 positional arrays in signature order (``[5.1, "Biscoe", null]``) or as named records
 (``{"island": "Biscoe", ...}``), and each value must fit its column: a JSON number for
 ``double``, an integer for ``long`` (3.7 is refused, never truncated; 3.0 is 3), ``true`` or
-``false`` for ``boolean``, a string for ``string`` (one of the training categories, where the
-model refuses others), and ``null`` only where the column is nullable (where a number is
-missing, NaN too, as Python's JSON writes it). A record names every
-column, once, and no other. Every refusal is a 422 naming the row (from 0) and the column.
+``false`` for ``boolean``, a string for ``string`` (one of the categories the model knows, where
+it refuses others), and ``null`` only where the column is nullable. NaN, as Python's JSON writes
+a missing value of pandas data (a float gap, in a number, string or boolean column alike), is
+a missing value of a nullable column of any type. A record names every column, once, and no
+other. Every refusal is a 422 naming the row (from 0) and the column.
 
 The rows are a float64 matrix when the signature is all non-null doubles (the numeric fast
 path, as before signatures), and otherwise an object matrix holding ``float``, ``int``,
@@ -174,10 +175,16 @@ def _checker(column: Column) -> Callable[[Any], Any]:
     nullable, numeric = column.nullable, column.numeric
 
     def check(value: Any) -> Any:
-        # NaN: how a Python client's JSON (and MLServer's pandas codec) may write a missing float
-        if value is None or (numeric and nullable and isinstance(value, float) and math.isnan(value)):
+        if value is None:
             if not nullable:
                 raise CellError("null is not allowed: the model cannot take a missing value here")
+            return None
+        # NaN: how a Python client's JSON (and MLServer's pandas codec) writes a missing value of pandas data, in a
+        # string or boolean column too (pandas holds it as a float NaN). Where a number cannot be missing, NaN is
+        # refused as a number that is not finite.
+        if isinstance(value, float) and math.isnan(value) and (nullable or not numeric):
+            if not nullable:
+                raise CellError("NaN (a missing value) is not allowed: the model cannot take a missing value here")
             return None
         return convert(value)
 

@@ -92,6 +92,7 @@ class Predictor:
                 if c.type == "string" and c.categories is not None and c.unknown == "accept"
             ],
             string_columns={c.name: j for j, c in enumerate(d.signature.inputs) if c.type == "string"},
+            boolean_columns={c.name: j for j, c in enumerate(d.signature.inputs) if c.type == "boolean"},
         )  # fmt: skip
 
     @property

@@ -47,7 +47,8 @@ _GAUGES: dict[str, tuple[str, list[str]]] = {
     ),
     "feature_reference_share": (
         "Share of the training sample in each reference bin of a column, per loaded version: deciles 0..9 of a "
-        "number, the most frequent categories and other of a string, and missing where the column takes it.",
+        "number, the most frequent categories and other of a string, false and true of a boolean, and missing where "
+        "the column takes it.",
         ["model", "version", "feature", "bin"],
     ),
     "prediction_reference_share": (
@@ -141,7 +142,7 @@ class ServingCollector:
         heldout = _gauge("model_heldout_accuracy")
         for servable in self._snapshot.servables():
             d, version_metrics = servable.description, servable.predictor.metrics
-            for column in (*version_metrics.reference.features, *version_metrics.reference.categories):
+            for column in version_metrics.reference.columns:
                 for label, share in column.bin_shares().items():
                     feature_shares.add_metric([d.name, d.version, column.name, label], share)
             for label, share in _class_shares(servable).items():

@@ -2,8 +2,12 @@
 
 A model fitted on a pandas DataFrame is packaged from the DataFrame its training data reads as
 (:func:`read_frame`: ``pandas.read_csv``, or ``read_parquet``, with pyarrow installed), whatever
-its column types. A model fitted on a plain array is packaged from a numeric matrix
-(:func:`read_table`):
+its column types. A Parquet file's columns take the dtypes ``read_csv`` gives the same values,
+which are the dtypes the server builds its frames in: pandas' nullable ones (``Int64``,
+``Float64``, ``boolean``, ``string`` with ``pd.NA``: what ``convert_dtypes`` makes) and narrower
+numbers become ``int64`` (``float64`` with a missing value), ``float64``, ``bool`` (``object``
+with a missing value) and ``str``, missing values NaN; ``category`` and other dtypes stay as
+they are. A model fitted on a plain array is packaged from a numeric matrix (:func:`read_table`):
 
 :func:`read_table` returns the feature matrix (float64, finite values only) and, when ``target``
 names a column (a header name for CSV, an integer index for ``.npy``), that column apart. CSV is
@@ -74,12 +78,59 @@ def read_frame(path: Path, target: str | None = None) -> Frame:
     except Exception as exc:  # pandas' parsers raise many kinds
         raise DataError(f"{path} cannot be read: {type(exc).__name__}: {exc}") from None
     frame.columns = [str(c) for c in frame.columns]
+    if suffix == ".parquet":
+        frame = as_read_from_csv(frame)
     if target is not None and target not in frame.columns:
         raise DataError(f"{path} has no column {target!r} (columns: {', '.join(frame.columns)})")
     y = None if target is None else frame[target].to_numpy()
     x = frame.drop(columns=[target]) if target is not None else frame
     _require_shape(path, len(x), len(x.columns))
     return Frame(path=path, x=x, y=y)
+
+
+def as_read_from_csv(frame: Any) -> Any:
+    """``frame`` with each number, boolean and string column in the dtype ``pandas.read_csv`` reads its values as."""
+    import pandas as pd
+
+    converted = {}
+    for name in frame.columns:
+        values = frame[name]
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            continue
+        missing = bool(values.isna().any())
+        kind = getattr(dtype, "kind", "O")
+        if kind in "iu" and dtype != np.int64:
+            if missing:
+                converted[name] = values.astype(np.float64)  # pd.NA -> NaN
+            elif kind == "u" and int(values.max()) > np.iinfo(np.int64).max:
+                converted[name] = values.astype(np.uint64)
+            else:
+                converted[name] = values.astype(np.int64)
+        elif kind == "f" and dtype != np.float64:
+            converted[name] = values.astype(np.float64)
+        elif kind == "b" and dtype != np.bool_:
+            converted[name] = (
+                pd.Series(values.to_numpy(dtype=object, na_value=np.nan), index=values.index, name=name)
+                if missing
+                else values.astype(bool)
+            )
+        elif _is_text(dtype) and dtype != pd.StringDtype(na_value=np.nan):
+            converted[name] = values.astype(pd.StringDtype(na_value=np.nan))
+    return frame.assign(**converted) if converted else frame
+
+
+def _is_text(dtype: Any) -> bool:
+    import pandas as pd
+
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    arrow = getattr(dtype, "pyarrow_dtype", None)  # pandas.ArrowDtype
+    if arrow is None:
+        return False
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow))
 
 
 def _read_csv(path: Path, target: str | None) -> Table:

@@ -11,9 +11,14 @@ For a model fitted on a pandas DataFrame (it has ``feature_names_in_``), each co
   whatever it was trained on: that alone does not make a column nullable). Training data with
   missing values in a column whose model fails on them is refused: that model could not have
   been fitted on it as given;
-* ``categories`` (string columns): the training data's values, sorted, and ``unknown`` asked of
-  the model the same way, with a value no training row has: ``refuse`` if the model fails on it.
-  More than ``max_categories`` values with ``refuse`` is refused (raise the limit).
+* ``categories`` (string columns): the categories the fitted model knows, sorted: those of the
+  encoder the column's values reach unchanged (a OneHotEncoder's or OrdinalEncoder's
+  ``categories_``, found through Pipelines, ColumnTransformers, FeatureUnions and imputers: the
+  model accepts a category its encoder was fitted on even where the packaged sample lacks it),
+  else the training data's values; and ``unknown`` asked of the model the same way, with a value
+  no training row has: ``refuse`` if the model fails on it. More than ``max_categories`` (at
+  most MAX_CATEGORIES) categories with ``refuse`` is refused (raise the limit). (The drift
+  reference is the sample's own distribution: :mod:`..monitoring.reference`.)
 
 A model fitted on a plain array takes that many non-null doubles, as before signatures.
 """
@@ -21,6 +26,7 @@ A model fitted on a plain array takes that many non-null doubles, as before sign
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +50,7 @@ def derive_signature(frame: Any, estimator: Any, max_categories: int = MAX_CATEG
     kinds = {name: _column_type(name, frame[name]) for name in names}
     probe_row = frame.iloc[[_most_complete_row(frame)]]
     _predict(estimator, probe_row, "a training row")
+    encoded = encoder_categories(estimator, names)
     columns = []
     for name in names:
         values = frame[name]
@@ -59,15 +66,18 @@ def derive_signature(frame: Any, estimator: Any, max_categories: int = MAX_CATEG
         nullable = accepts_missing and (has_missing or _fills(estimator, probe_row, name))
         categories, unknown = None, "accept"
         if kind == "string":
-            seen = sorted({str(v) for v in values.dropna().tolist()})
+            known = encoded.get(name)
+            seen = sorted(known if known is not None else {str(v) for v in values.dropna().tolist()})
             refuses = not _accepts(estimator, probe_row, name, UNSEEN_CATEGORY)
             unknown = "refuse" if refuses else "accept"
-            if len(seen) > max_categories:
+            if len(seen) > min(max_categories, MAX_CATEGORIES):  # a signature lists at most MAX_CATEGORIES
                 if refuses:
-                    raise SignatureDerivationError(
-                        f"column {name!r} has {len(seen)} categories, more than --max-categories "
-                        f"({max_categories}), and the model fails on an unknown one: raise the limit"
+                    limit = (
+                        f"--max-categories ({max_categories}), and the model fails on an unknown one: raise the limit"
+                        if max_categories < MAX_CATEGORIES
+                        else f"the {MAX_CATEGORIES} a signature lists, and the model fails on an unknown one"
                     )
+                    raise SignatureDerivationError(f"column {name!r} has {len(seen)} categories, more than {limit}")
             else:
                 categories = tuple(seen)
         columns.append(
@@ -76,6 +86,89 @@ def derive_signature(frame: Any, estimator: Any, max_categories: int = MAX_CATEG
             )
         )
     return Signature(inputs=tuple(columns), frame=True)
+
+
+def encoder_categories(estimator: Any, names: Sequence[str]) -> dict[str, set[str]]:
+    """The categories of each input column whose values reach a fitted encoder unchanged, by column name.
+
+    ``estimator`` takes the columns ``names`` (in this order). Followed: a Pipeline's steps as long as they pass
+    the values on unchanged (an imputer, ``passthrough``), a ColumnTransformer's transformers (each with its
+    columns), a FeatureUnion's (each with all of them); an encoder (anything with ``categories_``, one list per
+    input column: OneHotEncoder, OrdinalEncoder) gives its categories. A column that reaches more than one
+    encoder has the categories every one of them knows. Missing values (NaN) the encoder took as a category
+    are not categories; neither are the categories of a column whose values are not strings.
+    """
+    found: dict[str, list[set[str]]] = {}
+    _collect(estimator, list(names), found)
+    return {name: set.intersection(*lists) for name, lists in found.items()}
+
+
+def _collect(estimator: Any, names: list[str], found: dict[str, list[set[str]]]) -> None:
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is not None and [str(f) for f in fitted] != names:
+        return  # fitted on other columns than these: what it knows is not theirs
+    kind = type(estimator).__name__
+    if kind == "Pipeline":
+        for _, step in getattr(estimator, "steps", ()):
+            if step is None or step == "passthrough":
+                continue
+            _collect(step, names, found)
+            passed = _passed_on(step, names)
+            if passed is None:
+                return
+            names = passed
+    elif kind == "ColumnTransformer":
+        for transformer_name, transformer, columns in getattr(estimator, "transformers_", ()):
+            if transformer == "drop" or transformer == "passthrough":
+                continue
+            selected = _selected(estimator, transformer_name, columns, names)
+            if selected is not None:
+                _collect(transformer, selected, found)
+    elif kind == "FeatureUnion":
+        for _, transformer in getattr(estimator, "transformer_list", ()):
+            if transformer not in ("drop", "passthrough", None):
+                _collect(transformer, names, found)
+    else:
+        categories = getattr(estimator, "categories_", None)
+        if isinstance(categories, list) and len(categories) == len(names):
+            for name, values in zip(names, categories, strict=True):
+                listed = list(values)
+                present = [v for v in listed if not (v is None or (isinstance(v, float) and np.isnan(v)))]
+                if all(isinstance(v, str) for v in present):
+                    found.setdefault(name, []).append(set(present))
+
+
+def _passed_on(step: Any, names: list[str]) -> list[str] | None:
+    """The names of the columns ``step`` (a Pipeline step) passes on with their values unchanged, in its output's
+    order; None after a step that changes them (or whose output cannot be told)."""
+    if type(step).__name__ != "SimpleImputer":  # fills missing values; passes the others on as they are
+        return None
+    try:
+        out = [str(n) for n in step.get_feature_names_out(names)]  # without the columns it drops, indicators after
+    except Exception:
+        return None
+    return out
+
+
+def _selected(transformer: Any, name: str, columns: Any, names: list[str]) -> list[str] | None:
+    """The input columns a fitted ColumnTransformer hands its transformer ``name`` (``columns`` as given)."""
+    indices = getattr(transformer, "_transformer_to_input_indices", {}).get(name)  # resolved at fit (sklearn)
+    if indices is not None:
+        return [names[i] for i in indices] if all(0 <= i < len(names) for i in indices) else None
+    if isinstance(columns, str):
+        columns = [columns]
+    if isinstance(columns, slice):
+        return names[columns] if all(isinstance(b, int | None) for b in (columns.start, columns.stop)) else None
+    listed = list(columns) if isinstance(columns, list | tuple | np.ndarray) else None
+    if listed is None:
+        return None  # a callable or a selector, resolved only at fit
+    if all(isinstance(c, str) for c in listed):
+        return [str(c) for c in listed] if all(c in names for c in listed) else None
+    if all(isinstance(c, bool | np.bool_) for c in listed) and len(listed) == len(names):
+        return [n for n, keep in zip(names, listed, strict=True) if keep]
+    if all(isinstance(c, int | np.integer) and not isinstance(c, bool | np.bool_) for c in listed):
+        return [names[int(c)] for c in listed] if all(-len(names) <= c < len(names) for c in listed) else None
+    return None
 
 
 def input_example(frame: Any, signature: Signature) -> dict[str, Any]:
