@@ -126,8 +126,8 @@ class InvocationsRequest(BaseModel):
     inputs: SkipValidation[list[_Row] | list[_Record] | dict[str, list[_Value]]] | SkipJsonSchema[None] = Field(
         default=None, json_schema_extra=_no_default, description="As instances"
     )
-    params: SkipValidation[dict[str, Any]] | SkipJsonSchema[None] = Field(
-        default=None, json_schema_extra=_no_default, description="Inference parameters (none is taken)"
+    params: SkipValidation[dict[str, Any]] | None = Field(
+        default=None, json_schema_extra=_no_default, description="Inference parameters, or null (none is taken)"
     )
 
 

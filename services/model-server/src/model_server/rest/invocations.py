@@ -68,6 +68,8 @@ def _rows_of(payload: dict[str, Any], signature: Signature, max_rows: int) -> np
     if len(given) != 1 or unknown:
         got = f"got {', '.join(map(repr, given + unknown))}" if given or unknown else "got none"
         raise unprocessable(f"send exactly one of {', '.join(FORMATS)} (and optionally params); {got}")
+    if body.params is not None and not isinstance(body.params, dict):  # null: none, as MLflow reads it
+        raise unprocessable(f"'params' must be an object of inference parameters, got {json_type(body.params)}")
     key = given[0]
     data = getattr(body, key)
     if key == "dataframe_split":
