@@ -79,6 +79,13 @@ def child_exit(server, worker):
         fold_dead_worker(Path(_metrics_dir), worker.pid)
 
 
+def worker_exit(server, worker):
+    """Before a worker exits: what it holds in memory for its metric files (micro-batching's lone requests)."""
+    from model_server.app import write_held_metrics
+
+    write_held_metrics(worker.wsgi)
+
+
 def on_exit(server):
     shutil.rmtree(_configs_dir, ignore_errors=True)
 

@@ -106,6 +106,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
+def write_held_metrics(app: Flask) -> None:
+    """Write the metrics this worker holds in memory (micro-batching's lone requests): before it exits."""
+    state: ServerState = app.extensions["model_server"]
+    if state.batcher is not None:
+        state.batcher.write_metrics()
+
+
 def start_polling(
     app: Flask,
     renew: Callable[[str], None] | None = None,

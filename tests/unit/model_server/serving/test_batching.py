@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from model_server.app import write_held_metrics
 from model_server.monitoring import metrics
 from model_server.serving import batching
 from model_server.serving.batching import PROBE_EVERY, BatchInterrupted, MicroBatcher
@@ -188,11 +189,56 @@ def test_an_idle_worker_pays_no_yield_after_leads_that_gathered_nobody(monkeypat
     assert model.calls == [1] * requests
     # The first lead looks for company and finds none; then one lead in PROBE_EVERY looks again.
     assert yields == [0, PROBE_EVERY, 2 * PROBE_EVERY]
-    # Lone requests are counted as batches of one that waited 0 s, like gathered ones.
+    # Lone requests are counted as batches of one that waited 0 s, like gathered ones, once written.
+    batcher.batcher.write_metrics()
     after = {name: sample(f"model_server_{name}") for name in before}
     assert {name: after[name] - before[name] for name in before} == dict.fromkeys(before, requests)
     lone = requests - len(yields)  # those never queued: 0 s (a gathered request's yield may take longer)
     assert sample("model_server_batch_queue_wait_seconds_bucket", le="0.0001") - waited_0 >= lone
+
+
+def test_a_request_with_others_in_flight_in_its_worker_looks_for_company(monkeypatch: pytest.MonkeyPatch) -> None:
+    yields: list[int] = []
+    model = FakeModel()
+    batcher = OneModel(model, max_rows=64)
+    real_sleep = time.sleep
+    yielding = SimpleNamespace(
+        sleep=lambda s: (yields.append(len(model.calls)), real_sleep(s)), perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(batching, "time", yielding)
+    in_flight = [1.0]
+    monkeypatch.setattr(metrics, "in_flight_here", lambda: in_flight[0])
+    for _ in range(3):  # alone in the worker: the first looks for company, the others answer alone
+        batcher.predict(rows_of(1.0))
+    in_flight[0] = 3.0  # two more requests are being read by this worker
+    for _ in range(2):
+        batcher.predict(rows_of(1.0))
+    assert yields == [0, 3, 4]
+
+
+def test_a_timer_writes_the_lone_requests_metrics_within_a_second_and_the_worker_before_it_exits(
+    monkeypatch: pytest.MonkeyPatch, app_factory: Any
+) -> None:
+    monkeypatch.setattr(batching, "LONE_METRICS_SECONDS", 0.2)
+    batcher = OneModel(FakeModel(), max_rows=64)
+    before, before_sum = sample("model_server_batch_size_count"), sample("model_server_batch_size_sum")
+    for _ in range(5):  # the first looks for company (written at once), the others answer alone
+        batcher.predict(rows_of(1.0))
+    assert sample("model_server_batch_size_count") - before == 1, "the lone requests' metrics are held"
+    deadline = time.monotonic() + HANG
+    while sample("model_server_batch_size_count") - before < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sample("model_server_batch_size_count") - before == 5
+    assert sample("model_server_batch_size_sum") - before_sum == 5
+
+    monkeypatch.setattr(batching, "LONE_METRICS_SECONDS", 3600.0)  # no timer before the worker exits
+    app = app_factory()
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/predict", json={"features": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200
+    held = sample("model_server_batch_size_count")
+    write_held_metrics(app)  # gunicorn.conf.py's worker_exit
+    assert sample("model_server_batch_size_count") - held == 2, "the two lone requests of the three"
 
 
 def test_a_request_arriving_while_the_batcher_is_busy_makes_the_next_leads_gather(

@@ -60,6 +60,13 @@ IN_FLIGHT = Gauge(
     "Requests being handled right now, summed over the worker processes.",
     multiprocess_mode="livesum",
 )
+
+
+def in_flight_here() -> float:
+    """The requests this process is handling right now (its own IN_FLIGHT value, read without a scrape)."""
+    return IN_FLIGHT._value.get()
+
+
 VERSION_WORKERS = Gauge(
     VERSION_WORKERS_NAME,
     "Worker processes of this replica serving the model version right now (live workers only); versions no "
@@ -227,9 +234,9 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
 
 
 class FixedObservation:
-    """``histogram.observe(value)`` for one value known in advance, ``value`` >= 0: its bucket found once, then one
-    write per call (two if the value is not 0). For the lone requests of micro-batching, where ``observe``'s bucket
-    scan in Python would cost more than the rest of the batcher. Reads the same fields as :func:`observe_many`.
+    """``histogram.observe(value)``, ``times`` times, for one value known in advance (``value`` >= 0): its bucket
+    found once, then one write per call (two if the value is not 0). For the lone requests of micro-batching,
+    counted in memory and written in bulk. Reads the same fields as :func:`observe_many`.
     """
 
     def __init__(self, histogram: Histogram, value: float) -> None:
@@ -237,10 +244,10 @@ class FixedObservation:
         self._sum = histogram._sum if value else None
         self._value = value
 
-    def observe(self) -> None:
-        self._bucket.inc(1)
+    def observe(self, times: int = 1) -> None:
+        self._bucket.inc(times)
         if self._sum is not None:
-            self._sum.inc(self._value)
+            self._sum.inc(self._value * times)
 
 
 def observe_column_sums(summaries: Sequence[Summary], matrix: np.ndarray) -> None:

@@ -10,10 +10,13 @@ optionally lets a leader wait a little longer for more requests.
 
 Free when the worker is idle. Under gevent the yield is a turn of the event loop, which costs a
 lone request more than the rest of the batcher (measured: about 35 µs in a replica, 7 % of its
-requests per second at concurrency 1). So a request that finds the batcher idle, right after
-leads that gathered nobody, answers alone: one model call, no queue, no yield, its metrics in
-three precomputed writes. Every ``PROBE_EVERY``-th such lead still yields to look for company, and
-any request that arrives while the batcher is busy (load) makes the next leads gather again.
+requests per second at concurrency 1). So a request that finds its worker idle (no other request
+in flight in it: ``metrics.in_flight_here``) and the batcher idle, right after leads that
+gathered nobody, answers alone: one model call, no queue, no yield, and its batch
+metrics (a batch of 1, a wait of 0 s) counted in memory and written in bulk within
+``LONE_METRICS_SECONDS`` (by a timer; :meth:`MicroBatcher.write_metrics` before the worker exits).
+Every ``PROBE_EVERY``-th such lead still yields to look for company, and any request that
+arrives while the batcher is busy (load) makes the next leads gather again.
 
 One batcher per worker, not one per model: under gevent (the server's worker) a model call holds
 the worker's only thread anyway, so calls never overlap, and one gathering for every model keeps
@@ -70,7 +73,8 @@ class _Request:
     error: BaseException | None = None
 
 
-PROBE_EVERY = 16  # after leads that gathered nobody, one lead in this many still yields to look for company
+PROBE_EVERY = 64  # after leads that gathered nobody, one lead in this many still yields to look for company
+LONE_METRICS_SECONDS = 1.0  # the longest a lone request's batch metrics wait in memory
 
 
 class MicroBatcher:
@@ -86,12 +90,14 @@ class MicroBatcher:
         self._alone = 0  # leads in a row that found nobody to gather; 0 once a request arrives while busy
         self._lone_size = metrics.FixedObservation(metrics.BATCH_SIZE, 1)
         self._lone_wait = metrics.FixedObservation(metrics.BATCH_QUEUE_WAIT, 0.0)
+        self._lone_unwritten = 0  # lone requests whose batch metrics are not written yet
+        self._writer: threading.Timer | None = None  # writes them within LONE_METRICS_SECONDS
 
     def predict(self, model: Model, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
         """``model.predict(rows, with_probabilities)``, in a model call shared with concurrent requests."""
         with self._lock:
-            if not self._busy and self._alone % PROBE_EVERY and self._max_wait <= 0:
-                self._busy = True  # idle, and nobody came the last times: answer alone
+            if not self._busy and self._alone % PROBE_EVERY and self._max_wait <= 0 and metrics.in_flight_here() <= 1:
+                self._busy = True  # the worker is idle, and nobody came the last times: answer alone
                 alone = True
             else:
                 alone = False
@@ -116,13 +122,27 @@ class MicroBatcher:
     def _answer_alone(self, model: Model, rows: np.ndarray, with_probabilities: bool) -> Prediction:
         """One model call for one request that queued for nothing; then leadership passes on, whatever happens."""
         try:
-            self._lone_size.observe()
-            self._lone_wait.observe()
             return model.predict(rows, with_probabilities)
         finally:
             with self._lock:
                 self._alone = 0 if self._queue else self._alone + 1  # with threads, others may have queued
                 self._pass_on()
+                self._lone_unwritten += 1
+                writer = None
+                if self._writer is None:
+                    writer = self._writer = threading.Timer(LONE_METRICS_SECONDS, self.write_metrics)
+            if writer is not None:  # started outside the lock: under gevent, start() yields to the new greenlet
+                writer.daemon = True
+                writer.start()
+
+    def write_metrics(self) -> None:
+        """Write the batch metrics of the lone requests answered since the last write (a batch of 1 each, a wait of
+        0 s). A timer calls it within LONE_METRICS_SECONDS of a lone request; the worker, before it exits."""
+        with self._lock:
+            unwritten, self._lone_unwritten, self._writer = self._lone_unwritten, 0, None
+        if unwritten:
+            self._lone_size.observe(unwritten)
+            self._lone_wait.observe(unwritten)
 
     def _follow(self, request: _Request) -> None:
         """Wait until the request is answered or made leader; if interrupted, leave the queue."""
