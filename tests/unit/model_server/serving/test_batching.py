@@ -170,15 +170,23 @@ def test_batch_metrics_recorded() -> None:
     assert sample("model_server_batch_queue_wait_seconds_count") - waits == 4
 
 
-def test_an_idle_worker_pays_no_yield_after_leads_that_gathered_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
+def recorded_yields(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> list[int]:
+    """The batcher's own yields (its ``time.sleep(0)``), each as the number of ``model``'s calls before it."""
     yields: list[int] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        yields.append(len(model.calls))
+        real_sleep(seconds)
+
+    monkeypatch.setattr(batching, "time", SimpleNamespace(sleep=sleep, perf_counter=time.perf_counter))
+    return yields
+
+
+def test_an_idle_worker_pays_no_yield_after_leads_that_gathered_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeModel()
     batcher = OneModel(model, max_rows=64)
-    real_sleep = time.sleep
-    yielding = SimpleNamespace(
-        sleep=lambda s: (yields.append(len(model.calls)), real_sleep(s)), perf_counter=time.perf_counter
-    )
-    monkeypatch.setattr(batching, "time", yielding)  # the batcher's own sleeps only
+    yields = recorded_yields(monkeypatch, model)
     names = ("batch_size_count", "batch_size_sum", "batch_queue_wait_seconds_count")
     before = {name: sample(f"model_server_{name}") for name in names}
     waited_0 = sample("model_server_batch_queue_wait_seconds_bucket", le="0.0001")
@@ -198,14 +206,9 @@ def test_an_idle_worker_pays_no_yield_after_leads_that_gathered_nobody(monkeypat
 
 
 def test_a_request_with_others_in_flight_in_its_worker_looks_for_company(monkeypatch: pytest.MonkeyPatch) -> None:
-    yields: list[int] = []
     model = FakeModel()
     batcher = OneModel(model, max_rows=64)
-    real_sleep = time.sleep
-    yielding = SimpleNamespace(
-        sleep=lambda s: (yields.append(len(model.calls)), real_sleep(s)), perf_counter=time.perf_counter
-    )
-    monkeypatch.setattr(batching, "time", yielding)
+    yields = recorded_yields(monkeypatch, model)
     in_flight = [1.0]
     monkeypatch.setattr(metrics, "in_flight_here", lambda: in_flight[0])
     for _ in range(3):  # alone in the worker: the first looks for company, the others answer alone
@@ -244,14 +247,9 @@ def test_a_timer_writes_the_lone_requests_metrics_within_a_second_and_the_worker
 def test_a_request_arriving_while_the_batcher_is_busy_makes_the_next_leads_gather(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    yields: list[int] = []
     model = FakeModel(delay=0.2)
     batcher = OneModel(model, max_rows=64)
-    real_sleep = time.sleep
-    yielding = SimpleNamespace(
-        sleep=lambda s: (yields.append(len(model.calls)), real_sleep(s)), perf_counter=time.perf_counter
-    )
-    monkeypatch.setattr(batching, "time", yielding)  # the batcher's own sleeps only
+    yields = recorded_yields(monkeypatch, model)
     model.delay = 0.0
     for _ in range(2):  # the first lead looks for company, the second answers alone
         batcher.predict(rows_of(1.0))
@@ -259,7 +257,7 @@ def test_a_request_arriving_while_the_batcher_is_busy_makes_the_next_leads_gathe
     model.delay = 0.2
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(batcher.predict, rows_of(2.0))  # alone: no yield
-        real_sleep(0.05)
+        time.sleep(0.05)
         rest = [pool.submit(batcher.predict, rows_of(3.0)) for _ in range(3)]  # they queue behind it
         assert [f.result(timeout=HANG).labels.tolist() for f in (first, *rest)] == [[2.0], [3.0], [3.0], [3.0]]
     assert model.calls == [1, 1, 1, 3], "the three that queued are gathered into one call"
