@@ -80,10 +80,18 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Before a worker exits: what it holds in memory for its metric files (micro-batching's lone requests)."""
-    from model_server.app import write_held_metrics
+    """Before a worker exits: what it holds in memory for its metric files (micro-batching's lone requests).
 
-    write_held_metrics(worker.wsgi)
+    gunicorn also calls this in the master for a worker that was already gone when it was to be
+    killed: only the worker's own process has an app to ask, and nothing here may stop the master."""
+    if worker.pid != os.getpid() or getattr(worker, "wsgi", None) is None:
+        return
+    try:
+        from model_server.app import write_held_metrics
+
+        write_held_metrics(worker.wsgi)
+    except Exception:
+        worker.log.exception("writing the held metrics before the worker exits failed")
 
 
 def on_exit(server):

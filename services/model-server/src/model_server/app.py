@@ -108,8 +108,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def write_held_metrics(app: Flask) -> None:
     """Write the metrics this worker holds in memory (micro-batching's lone requests): before it exits."""
-    state: ServerState = app.extensions["model_server"]
-    if state.batcher is not None:
+    state: ServerState | None = getattr(app, "extensions", {}).get("model_server")  # not the app: gunicorn's fail app
+    if state is not None and state.batcher is not None:
         state.batcher.write_metrics()
 
 

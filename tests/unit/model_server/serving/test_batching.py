@@ -183,20 +183,37 @@ def recorded_yields(monkeypatch: pytest.MonkeyPatch, model: FakeModel) -> list[i
     return yields
 
 
-def test_an_idle_worker_pays_no_yield_after_leads_that_gathered_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
+# A fresh batcher takes load for granted (its share of gatherings that found company starts at 1). Each
+# gathering that finds nobody leaves 7/8 of the share (COMPANY_SMOOTHING 8), and under LONE_BELOW (0.1) an idle
+# worker's requests answer alone: 0.875 ** 17 = 0.103, 0.875 ** 18 = 0.090, so the first 18 requests gather.
+GATHERED_FIRST = 18
+
+
+def test_the_constants_the_tests_count_with() -> None:
+    assert (batching.COMPANY_SMOOTHING, batching.LONE_BELOW) == (8, 0.1)
+
+
+def settled(batcher: OneModel) -> None:
+    """The first GATHERED_FIRST requests, one at a time: afterwards the batcher answers an idle worker's alone."""
+    for _ in range(GATHERED_FIRST):
+        batcher.predict(rows_of(1.0))
+
+
+def test_an_idle_worker_pays_no_yield_once_gatherings_find_nobody(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeModel()
     batcher = OneModel(model, max_rows=64)
     yields = recorded_yields(monkeypatch, model)
     names = ("batch_size_count", "batch_size_sum", "batch_queue_wait_seconds_count")
     before = {name: sample(f"model_server_{name}") for name in names}
     waited_0 = sample("model_server_batch_queue_wait_seconds_bucket", le="0.0001")
-    requests = 2 * PROBE_EVERY + 1
+    requests = GATHERED_FIRST + 2 * PROBE_EVERY
     answers = [batcher.predict(rows_of(float(i))).labels.tolist() for i in range(requests)]
 
     assert answers == [[float(i)] for i in range(requests)]
     assert model.calls == [1] * requests
-    # The first lead looks for company and finds none; then one lead in PROBE_EVERY looks again.
-    assert yields == [0, PROBE_EVERY, 2 * PROBE_EVERY]
+    # Each of the first 18 looks for company and finds none; then one lead in PROBE_EVERY looks again.
+    first_probe = GATHERED_FIRST + PROBE_EVERY - 1
+    assert yields == [*range(GATHERED_FIRST), first_probe, first_probe + PROBE_EVERY]
     # Lone requests are counted as batches of one that waited 0 s, like gathered ones, once written.
     batcher.batcher.write_metrics()
     after = {name: sample(f"model_server_{name}") for name in before}
@@ -211,12 +228,13 @@ def test_a_request_with_others_in_flight_in_its_worker_looks_for_company(monkeyp
     yields = recorded_yields(monkeypatch, model)
     in_flight = [1.0]
     monkeypatch.setattr(metrics, "in_flight_here", lambda: in_flight[0])
-    for _ in range(3):  # alone in the worker: the first looks for company, the others answer alone
+    settled(batcher)
+    for _ in range(2):  # alone in the worker: answered alone
         batcher.predict(rows_of(1.0))
     in_flight[0] = 3.0  # two more requests are being read by this worker
     for _ in range(2):
         batcher.predict(rows_of(1.0))
-    assert yields == [0, 3, 4]
+    assert yields == [*range(GATHERED_FIRST), GATHERED_FIRST + 2, GATHERED_FIRST + 3]
 
 
 def test_a_timer_writes_the_lone_requests_metrics_within_a_second_and_the_worker_before_it_exits(
@@ -224,46 +242,46 @@ def test_a_timer_writes_the_lone_requests_metrics_within_a_second_and_the_worker
 ) -> None:
     monkeypatch.setattr(batching, "LONE_METRICS_SECONDS", 0.2)
     batcher = OneModel(FakeModel(), max_rows=64)
+    settled(batcher)  # gathered: written at once
     before, before_sum = sample("model_server_batch_size_count"), sample("model_server_batch_size_sum")
-    for _ in range(5):  # the first looks for company (written at once), the others answer alone
+    for _ in range(4):  # answered alone
         batcher.predict(rows_of(1.0))
-    assert sample("model_server_batch_size_count") - before == 1, "the lone requests' metrics are held"
+    assert sample("model_server_batch_size_count") - before == 0, "the lone requests' metrics are held"
     deadline = time.monotonic() + HANG
-    while sample("model_server_batch_size_count") - before < 5 and time.monotonic() < deadline:
+    while sample("model_server_batch_size_count") - before < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sample("model_server_batch_size_count") - before == 5
-    assert sample("model_server_batch_size_sum") - before_sum == 5
+    assert sample("model_server_batch_size_count") - before == 4
+    assert sample("model_server_batch_size_sum") - before_sum == 4
 
     monkeypatch.setattr(batching, "LONE_METRICS_SECONDS", 3600.0)  # no timer before the worker exits
     app = app_factory()
     client = app.test_client()
-    for _ in range(3):
+    for _ in range(GATHERED_FIRST + 2):
         assert client.post("/predict", json={"features": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200
     held = sample("model_server_batch_size_count")
     write_held_metrics(app)  # gunicorn.conf.py's worker_exit
-    assert sample("model_server_batch_size_count") - held == 2, "the two lone requests of the three"
+    assert sample("model_server_batch_size_count") - held == 2, "the two requests answered alone"
+    write_held_metrics(lambda environ, start_response: [])  # gunicorn's app for a worker that failed to load: none
 
 
-def test_a_request_arriving_while_the_batcher_is_busy_makes_the_next_leads_gather(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    model = FakeModel(delay=0.2)
+def test_a_gathering_that_finds_company_makes_the_next_leads_gather(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = FakeModel()
     batcher = OneModel(model, max_rows=64)
     yields = recorded_yields(monkeypatch, model)
-    model.delay = 0.0
-    for _ in range(2):  # the first lead looks for company, the second answers alone
-        batcher.predict(rows_of(1.0))
-    assert yields == [0]
+    settled(batcher)
+    batcher.predict(rows_of(1.0))  # answered alone
+    assert yields == [*range(GATHERED_FIRST)]
     model.delay = 0.2
     with ThreadPoolExecutor(4) as pool:
         first = pool.submit(batcher.predict, rows_of(2.0))  # alone: no yield
         time.sleep(0.05)
         rest = [pool.submit(batcher.predict, rows_of(3.0)) for _ in range(3)]  # they queue behind it
         assert [f.result(timeout=HANG).labels.tolist() for f in (first, *rest)] == [[2.0], [3.0], [3.0], [3.0]]
-    assert model.calls == [1, 1, 1, 3], "the three that queued are gathered into one call"
+    assert model.calls[-2:] == [1, 3], "the three that queued are gathered into one call"
     model.delay = 0.0
     batcher.predict(rows_of(4.0))
-    assert yields[1:] == [3, 4], "the queued requests' leader looked for company, and so does the next lead"
+    calls = GATHERED_FIRST + 2  # before the queued requests' call
+    assert yields[GATHERED_FIRST:] == [calls, calls + 1], "their leader looked for company, and so does the next lead"
 
 
 def test_concurrent_api_requests_get_their_own_predictions(app_factory: Any, estimator: Any, rows: np.ndarray) -> None:
@@ -385,14 +403,14 @@ def test_a_base_exception_from_the_model_answers_the_batch() -> None:
 def test_a_lone_request_that_fails_leaves_the_batcher_serving(failure: type[BaseException]) -> None:
     class FailingOnce(FakeModel):
         def predict(self, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
-            if len(self.calls) == 1:  # the second request, answered alone
+            if len(self.calls) == GATHERED_FIRST:  # the first request answered alone
                 self.calls.append(len(rows))
                 raise failure("the model failed")
             return super().predict(rows, with_probabilities)
 
     model = FailingOnce()
     batcher = OneModel(model, max_rows=64)
-    assert batcher.predict(rows_of(1.0)).labels.tolist() == [1.0]
+    settled(batcher)
     with pytest.raises(failure, match="the model failed"):
         batcher.predict(rows_of(2.0))
     assert outcomes([ask(batcher, rows_of(3.0)) for _ in range(1)]) == [[3.0]], "the next request is served"

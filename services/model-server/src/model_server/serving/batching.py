@@ -1,6 +1,6 @@
 """Adaptive micro-batching: concurrent requests of one worker share model calls.
 
-Leader/follower, no background thread, one batcher per worker for all the models it serves. A
+Leader/follower, no thread of its own, one batcher per worker for all the models it serves. A
 request that finds the batcher idle leads a gathering: it first yields once (``time.sleep(0)``),
 so that every request already received by this worker reaches the queue, then takes the queue (up
 to ``max_rows`` rows) and makes one model call per model among the requests taken, in the order
@@ -10,13 +10,18 @@ optionally lets a leader wait a little longer for more requests.
 
 Free when the worker is idle. Under gevent the yield is a turn of the event loop, which costs a
 lone request more than the rest of the batcher (measured: about 35 µs in a replica, 7 % of its
-requests per second at concurrency 1). So a request that finds its worker idle (no other request
-in flight in it: ``metrics.in_flight_here``) and the batcher idle, right after leads that
-gathered nobody, answers alone: one model call, no queue, no yield, and its batch
-metrics (a batch of 1, a wait of 0 s) counted in memory and written in bulk within
-``LONE_METRICS_SECONDS`` (by a timer; :meth:`MicroBatcher.write_metrics` before the worker exits).
-Every ``PROBE_EVERY``-th such lead still yields to look for company, and any request that
-arrives while the batcher is busy (load) makes the next leads gather again.
+requests per second at concurrency 1). So the batcher keeps a running share of its recent
+gatherings that found company (an average over about ``COMPANY_SMOOTHING`` of them), and while
+that share is under ``LONE_BELOW``, a request that finds the batcher idle and no other request
+in flight in its worker (``metrics.in_flight_here``) answers alone: one model call, no queue, no
+yield. Every ``PROBE_EVERY``-th lead still gathers, to look for company again; one that finds it
+raises the share, and the leads after it gather again. Under gevent a request the worker has
+accepted but not yet read is not in flight, so in-flight alone cannot tell load from idleness:
+the share can. A lone request's batch metrics (a batch of 1, a wait of 0 s) are counted in
+memory and written in bulk within ``LONE_METRICS_SECONDS`` (by a timer in the background;
+:meth:`MicroBatcher.write_metrics` when the worker exits): the batch metrics lag by up to that
+long, and a worker killed outright loses at most that much of them. With ``max_wait`` set,
+every request gathers.
 
 One batcher per worker, not one per model: under gevent (the server's worker) a model call holds
 the worker's only thread anyway, so calls never overlap, and one gathering for every model keeps
@@ -42,8 +47,10 @@ it waits leaves the queue, and passes leadership on if it had just been handed t
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -73,7 +80,9 @@ class _Request:
     error: BaseException | None = None
 
 
-PROBE_EVERY = 64  # after leads that gathered nobody, one lead in this many still yields to look for company
+COMPANY_SMOOTHING = 8  # the share of gatherings that found company averages over about this many of them
+LONE_BELOW = 0.1  # under this share, an idle worker's request answers alone
+PROBE_EVERY = 64  # and yet one lead in this many gathers, to look for company
 LONE_METRICS_SECONDS = 1.0  # the longest a lone request's batch metrics wait in memory
 
 
@@ -87,17 +96,25 @@ class MicroBatcher:
         self._arrived = threading.Condition(self._lock)
         self._queue: list[_Request] = []
         self._busy = False  # a leader is running; invariant: not busy => queue empty
-        self._alone = 0  # leads in a row that found nobody to gather; 0 once a request arrives while busy
+        self._company = 1.0  # the share of recent gatherings that found company (from 1: load until shown otherwise)
+        self._lone_leads = 0  # requests answered alone since the last gathering
         self._lone_size = metrics.FixedObservation(metrics.BATCH_SIZE, 1)
         self._lone_wait = metrics.FixedObservation(metrics.BATCH_QUEUE_WAIT, 0.0)
         self._lone_unwritten = 0  # lone requests whose batch metrics are not written yet
-        self._writer: threading.Timer | None = None  # writes them within LONE_METRICS_SECONDS
+        self._writing = False  # a write of them is scheduled
 
     def predict(self, model: Model, rows: np.ndarray, with_probabilities: bool = False) -> Prediction:
         """``model.predict(rows, with_probabilities)``, in a model call shared with concurrent requests."""
         with self._lock:
-            if not self._busy and self._alone % PROBE_EVERY and self._max_wait <= 0 and metrics.in_flight_here() <= 1:
-                self._busy = True  # the worker is idle, and nobody came the last times: answer alone
+            if (
+                not self._busy
+                and self._company < LONE_BELOW
+                and self._lone_leads < PROBE_EVERY - 1
+                and self._max_wait <= 0
+                and metrics.in_flight_here() <= 1
+            ):
+                self._busy = True  # the worker is idle, and gatherings have found nobody lately: answer alone
+                self._lone_leads += 1
                 alone = True
             else:
                 alone = False
@@ -106,9 +123,7 @@ class MicroBatcher:
                 if self._max_wait > 0:  # only a leader that waits for batch-mates listens
                     self._arrived.notify()
                 follower = self._busy
-                if follower:
-                    self._alone = 0  # requests overlap: the next leads gather
-                else:
+                if not follower:
                     self._busy = request.lead = True
         if alone:
             return self._answer_alone(model, rows, with_probabilities)
@@ -125,21 +140,21 @@ class MicroBatcher:
             return model.predict(rows, with_probabilities)
         finally:
             with self._lock:
-                self._alone = 0 if self._queue else self._alone + 1  # with threads, others may have queued
                 self._pass_on()
                 self._lone_unwritten += 1
-                writer = None
-                if self._writer is None:
-                    writer = self._writer = threading.Timer(LONE_METRICS_SECONDS, self.write_metrics)
-            if writer is not None:  # started outside the lock: under gevent, start() yields to the new greenlet
-                writer.daemon = True
-                writer.start()
+                schedule = not self._writing
+                self._writing = True
+            if schedule:  # outside the lock
+                try:
+                    _call_later(LONE_METRICS_SECONDS, self.write_metrics)
+                except Exception:  # no thread or greenlet to be had: write them now, and try a timer next time
+                    self.write_metrics()
 
     def write_metrics(self) -> None:
         """Write the batch metrics of the lone requests answered since the last write (a batch of 1 each, a wait of
         0 s). A timer calls it within LONE_METRICS_SECONDS of a lone request; the worker, before it exits."""
         with self._lock:
-            unwritten, self._lone_unwritten, self._writer = self._lone_unwritten, 0, None
+            unwritten, self._lone_unwritten, self._writing = self._lone_unwritten, 0, False
         if unwritten:
             self._lone_size.observe(unwritten)
             self._lone_wait.observe(unwritten)
@@ -168,7 +183,9 @@ class MicroBatcher:
                     while _rows(self._queue) < self._max_rows and (left := deadline - time.perf_counter()) > 0:
                         self._arrived.wait(left)
                 batch = _take(self._queue, self._max_rows)
-                self._alone = 0 if len(batch) > 1 or self._queue else self._alone + 1
+                found = len(batch) > 1 or bool(self._queue)
+                self._company += (found - self._company) / COMPANY_SMOOTHING
+                self._lone_leads = 0
             started = time.perf_counter()
             metrics.observe_many(metrics.BATCH_QUEUE_WAIT, [started - r.queued_at for r in batch])
             self._run(batch)
@@ -204,6 +221,18 @@ class MicroBatcher:
         for requests in by_model.values():
             metrics.BATCH_SIZE.observe(len(requests))
             _call(requests)
+
+
+def _call_later(seconds: float, function: Callable[[], None]) -> None:
+    """``function()`` in ``seconds``, in the background: a greenlet where gevent patched threading (spawning one
+    does not yield, unlike a patched thread's ``start``), else a daemon thread."""
+    gevent = sys.modules.get("gevent")
+    if gevent is not None and gevent.monkey.is_module_patched("threading"):
+        gevent.spawn_later(seconds, function)
+        return
+    timer = threading.Timer(seconds, function)
+    timer.daemon = True
+    timer.start()
 
 
 def _call(requests: list[_Request]) -> None:

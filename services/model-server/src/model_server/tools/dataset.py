@@ -103,7 +103,7 @@ def as_read_from_csv(frame: Any) -> Any:
         if kind in "iu" and dtype != np.int64:
             if missing:
                 converted[name] = values.astype(np.float64)  # pd.NA -> NaN
-            elif kind == "u" and int(values.max()) > np.iinfo(np.int64).max:
+            elif kind == "u" and len(values) and int(values.max()) > np.iinfo(np.int64).max:
                 converted[name] = values.astype(np.uint64)
             else:
                 converted[name] = values.astype(np.int64)
