@@ -135,7 +135,7 @@ class MicroBatcher:
         return _outcome(request)
 
     def _answer_alone(self, model: Model, rows: np.ndarray, with_probabilities: bool) -> Prediction:
-        """One model call for one request that queued for nothing; then leadership passes on, whatever happens."""
+        """One model call for a request answered alone (it never queues); then leadership passes on, always."""
         try:
             return model.predict(rows, with_probabilities)
         finally:
