@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Any
 
 COLORS = {"tutorial": "#9e9e9e", "direct": "#64b5f6", "direct-nobatch": "#bbdefb", "stack": "#1565c0",
-          "mlserver": "#ef6c00", "stack-tabular": "#2e7d32", "mlserver-tabular": "#ffb74d"}  # fmt: skip
+          "mlserver": "#ef6c00", "stack-tabular": "#2e7d32", "mlserver-tabular": "#ffb74d", "stack-boosted": "#6a1b9a",
+          "mlserver-boosted": "#e57373"}  # fmt: skip
 
 
 def render_png(results: dict[str, Any], series: list[tuple[str, str, dict[int, Any]]], path: Path) -> None:
@@ -23,9 +24,7 @@ def render_png(results: dict[str, Any], series: list[tuple[str, str, dict[int, A
             xs = [j + (i - (len(series) - 1) / 2) * width for j, c in enumerate(conc) if c in runs]
             ys = [runs[c]["rps"] if rps else runs[c]["latency_ms"]["p99"] for c in conc if c in runs]
             bars = ax.bar(xs, ys, width, label=label, color=COLORS.get(key))
-            ax.bar_label(
-                bars, labels=[f"{y:,.0f}" if rps else f"{y:.1f}" for y in ys], fontsize=7, padding=2, rotation=90
-            )
+            ax.bar_label(bars, [f"{y:,.0f}" if rps else f"{y:.1f}" for y in ys], fontsize=7, padding=2, rotation=90)
         ax.set_xticks(range(len(conc)), [f"c={c}" for c in conc])
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)

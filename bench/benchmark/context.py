@@ -72,14 +72,14 @@ XGBOOST = Layout({MODEL: (1,), BOOSTED: (1,)})  # the guard's XGBoost row: the m
 
 @dataclass(frozen=True)
 class Workload:
-    """A model kind the systems are measured on: the model, the check rows with its answers, the row wrk sends.
-    Both servers take the V2 request; the model server's numeric kind takes the tutorial's ``/predict`` body."""
+    """A model kind: the model, the check rows and their answers, the row wrk sends (bench/README.md, Model kinds)."""
 
     key: str
     model: str
     rows: list[Any]
     expected: list[Any]
     load_row: Any
+    classes: list[Any] | None = None  # the labels of the class indices a native runtime (MLServer's xgboost) answers
 
     def v2(self, row: Any) -> dict[str, Any]:
         """One row as a V2 request: an FP64 tensor [1, n], or a pandas-codec request (one input per column)."""
@@ -150,7 +150,6 @@ class Context:
         project.env.update({"MODEL_REPOSITORY": "/models", "MODEL_HOST_DIR": str(repository), "DEFAULT_MODEL": MODEL})
 
     def _copy_model(self) -> None:
-
         s = self.settings
         name = f"bench-{s.id}-modelcopy"
         run(["docker", "create", "--name", name, "--label", f"bench.run={s.id}", s.image], timeout=60)
@@ -206,9 +205,10 @@ class Context:
         self.sources[BOOSTED], metadata = package(
             made.path, made.csv, name=BOOSTED, version="1", repository=repository, target_column=made.target
         )
-        rows = made.frame.to_numpy().tolist()
-        expected = [metadata["classes"][i] for i in made.native().argmax(axis=1)]
-        self.workloads["boosted"] = Workload("boosted", BOOSTED, rows, expected, rows[0])
+        rows, classes = made.frame.to_numpy().tolist(), metadata["classes"]
+        expected = [classes[i] for i in made.native().argmax(axis=1)]
+        self.workloads["boosted"] = Workload("boosted", BOOSTED, rows, expected, rows[0], classes)
+        self._for_mlserver(self.workloads["boosted"], made.path)
         params = made.model.get_params()
         self.model_info["boosted"] = {
             "model": f"XGBClassifier, {params['n_estimators']} trees, depth {params['max_depth']}",
@@ -217,12 +217,16 @@ class Context:
         }
 
     def _for_mlserver(self, workload: Workload, model: Any) -> None:
-        """MLServer's repository for a kind: a joblib file and its model-settings.json (the scikit-learn runtime)."""
+        """MLServer's repository for a kind: a model file (a path) for its XGBoost runtime, else a joblib file."""
         import joblib
 
         folder = self.settings.run_dir / f"mlserver-{workload.key}" / workload.model
         folder.mkdir(parents=True, exist_ok=True)
-        joblib.dump(model, folder / "model.joblib")
-        parameters = {"uri": "./model.joblib", "version": "1"}
-        mlserver = {"name": workload.model, "implementation": "mlserver_sklearn.SKLearnModel", "parameters": parameters}
+        if isinstance(model, Path):
+            file, runtime = Path(shutil.copy(model, folder)).name, "mlserver_xgboost.XGBoostModel"
+        else:
+            file, runtime = "model.joblib", "mlserver_sklearn.SKLearnModel"
+            joblib.dump(model, folder / file)
+        parameters = {"uri": f"./{file}", "version": "1"}
+        mlserver = {"name": workload.model, "implementation": runtime, "parameters": parameters}
         (folder / "model-settings.json").write_text(json.dumps(mlserver, indent=2))

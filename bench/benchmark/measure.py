@@ -223,12 +223,14 @@ def plan(s: Settings, batching_on: bool = False) -> list[tuple[Group, str]]:
     """Every group with why it is left out ("" if measured: restricted to the chosen systems, at c=16 or the most;
     batching on vs off at each of ``BENCH_BATCH_CONCURRENCY``, where the server can turn it off)."""
     c_all, c_guard = (16 if 16 in levels else max(levels) for levels in (s.concurrency, s.feature_concurrency))
-    headline = Group("headline", "full stack vs MLServer", "mlserver", ("stack",), c_all)
-    tabular = Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), c_all)
+    kinds = [
+        Group("headline", "full stack vs MLServer", "mlserver", ("stack",), c_all),
+        Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), c_all),
+        Group("boosted", "XGBoost model: stack vs MLServer", "mlserver-boosted", ("stack-boosted",), c_all),
+    ]
     guard = Group("guard", "performance guard: each row vs the baseline", FEATURE_ROWS[0], FEATURE_ROWS[1:], c_guard)
-    planned = []
-    chosen_by = [(headline, s.systems, "BENCH_SYSTEMS"), (tabular, s.systems, "BENCH_SYSTEMS"),
-                 (guard, s.features, "BENCH_FEATURES")]  # fmt: skip
+    planned, chosen_by = [], [(group, s.systems, "BENCH_SYSTEMS") for group in kinds]
+    chosen_by += [(guard, s.features, "BENCH_FEATURES")]
     with_off = [*s.systems, "direct-nobatch"] if batching_on else s.systems
     chosen_by += [(Group(f"batching-c{c}", f"micro-batching on vs off, one replica direct, c={c}", "direct-nobatch",
                          ("direct",), c), with_off, "BENCH_SYSTEMS (with batching that turns off)")

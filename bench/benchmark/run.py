@@ -24,8 +24,8 @@ from .systems import Direct, Guarded, MLServer, Stack, System, Tutorial
 BENCH_PACKAGES = ["Flask", "Werkzeug", "numpy", "scikit-learn", "scipy", "joblib", "skops", "psutil", "matplotlib",
                   "pydantic-settings", "pandas", "palmerpenguins"]  # fmt: skip
 LOCAL = {"id", "project", "run_dir", "results_dir", "mlserver_venv", "cache_dir", "python", "mlserver_python"}
-MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "uvicorn", "fastapi", "uvloop", "scikit-learn", "numpy", "joblib",
-                     "pandas"]  # fmt: skip
+MLSERVER_PACKAGES = ["mlserver", "mlserver-sklearn", "mlserver-xgboost", "uvicorn", "fastapi", "uvloop", "scikit-learn",
+                     "numpy", "joblib", "pandas", "xgboost"]  # fmt: skip
 
 
 def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
@@ -36,9 +36,10 @@ def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
         "mlserver": MLServer("mlserver", "d) MLServer 1.7.1 (sklearn runtime)"),
         "direct": Direct("direct", "b) model-server, 1 replica direct"),
         "stack": Stack("stack", "c) full stack: nginx + 3 replicas"),
-        "mlserver-tabular": MLServer("mlserver-tabular", "d-t) MLServer 1.7.1, penguins Pipeline, pandas codec",
-                                     "tabular"),
+        "mlserver-tabular": MLServer("mlserver-tabular", "d-t) MLServer 1.7.1, penguins, pandas codec", "tabular"),
         "stack-tabular": Stack("stack-tabular", "c-t) full stack, penguins Pipeline, pandas codec", "tabular"),
+        "mlserver-boosted": MLServer("mlserver-boosted", "d-x) MLServer 1.7.1, XGBoost runtime", "boosted"),
+        "stack-boosted": Stack("stack-boosted", "c-x) full stack, XGBoost model file", "boosted"),
     }  # fmt: skip
     systems = []
     for key in (key for key in catalog if key in s.systems):

@@ -15,7 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 # In the order they run: a kind's MLServer before its stack, each group's systems one after another.
-SystemKey = Literal["tutorial", "mlserver", "direct", "stack", "mlserver-tabular", "stack-tabular"]
+SystemKey = Literal["tutorial", "mlserver", "direct", "stack", "mlserver-tabular", "stack-tabular", "mlserver-boosted",
+                    "stack-boosted"]  # fmt: skip
 # The performance guard's rows (systems.Guarded); the second is the first again: the A/A control, the run's noise floor.
 Row = Literal["f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload", "f-xgboost"]
 SYSTEMS, FEATURE_ROWS = get_args(SystemKey), get_args(Row)

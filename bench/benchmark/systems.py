@@ -342,6 +342,10 @@ class MLServer(HostProcess):
     def v2(self) -> bool:
         return True
 
+    def prediction(self, answer: Any) -> Any:  # its XGBoost runtime answers the class index
+        value = super().prediction(answer)
+        return value if self.work.classes is None else self.work.classes[int(value)]
+
     def start(self, ctx: Context) -> None:
         s, repo = ctx.settings, ctx.settings.run_dir / f"mlserver-{self.kind}"
         target = self.reached_at = Target.loopback(free_port())

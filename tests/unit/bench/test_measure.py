@@ -118,35 +118,38 @@ def test_the_guard_rounds_rotate_and_reverse() -> None:
 
 
 def test_every_group_by_default_at_16_connections() -> None:
-    planned = plan(settings())[:3]  # then batching on vs off: below
+    planned = plan(settings())[:4]  # then batching on vs off: below
     assert planned == [
         (Group("headline", "full stack vs MLServer", "mlserver", ("stack",), 16), ""),
         (Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), 16), ""),
+        (Group("boosted", "XGBoost model: stack vs MLServer", "mlserver-boosted", ("stack-boosted",), 16), ""),
         (Group("guard", "performance guard: each row vs the baseline", "f-none", tuple(GUARD_ROWS[1:]), 16), ""),
     ]
-    assert planned[2][0].systems == tuple(GUARD_ROWS)
+    assert planned[3][0].systems == tuple(GUARD_ROWS)
 
 
 def test_rounds_run_at_the_largest_concurrency_without_16_and_with_the_rows_chosen() -> None:
-    planned = plan(settings(concurrency=[1, 8, 32], features=["f-none", "f-shadow"], feature_concurrency=[1, 8]))[:3]
+    planned = plan(settings(concurrency=[1, 8, 32], features=["f-none", "f-shadow"], feature_concurrency=[1, 8]))[:4]
     assert [(g.key, g.compared, g.concurrency, note) for g, note in planned] == [
         ("headline", ("stack",), 32, ""),
         ("tabular", ("stack-tabular",), 32, ""),
+        ("boosted", ("stack-boosted",), 32, ""),
         ("guard", ("f-shadow",), 8, ""),
     ]
 
 
 def test_a_group_without_its_reference_or_anything_to_compare_is_skipped_with_a_note() -> None:
-    planned = plan(settings(systems=["stack", "direct"], features=["f-drift", "f-canary"]))[:3]
+    planned = plan(settings(systems=["stack", "direct", "stack-boosted"], features=["f-drift", "f-canary"]))[:4]
     assert [(group.key, note) for group, note in planned] == [
         ("headline", "mlserver not in BENCH_SYSTEMS"),
         ("tabular", "mlserver-tabular not in BENCH_SYSTEMS"),
+        ("boosted", "mlserver-boosted not in BENCH_SYSTEMS"),
         ("guard", "f-none not in BENCH_FEATURES"),
     ]
-    assert plan(settings(features=["f-none"]))[2][1] == (
+    assert plan(settings(features=["f-none"]))[3][1] == (
         "f-control, f-drift, f-repository, f-canary, f-shadow, f-reload, f-xgboost not in BENCH_FEATURES"
     )
-    assert [note for _, note in plan(settings(rounds=0), batching_on=True)] == ["BENCH_ROUNDS=0"] * 6
+    assert [note for _, note in plan(settings(rounds=0), batching_on=True)] == ["BENCH_ROUNDS=0"] * 7
 
 
 def test_a_failed_system_leaves_its_group_or_empties_it() -> None:
@@ -353,13 +356,13 @@ def test_a_run_is_measured_once_with_the_bystanders_frozen(recorder: Recorder) -
 
 def test_batching_on_vs_off_is_a_group_per_batching_concurrency_when_the_server_can_turn_it_off() -> None:
     planned = plan(settings(batch_concurrency=[1, 16, 64]), batching_on=True)
-    assert [(g.key, g.reference, g.compared, g.concurrency, note) for g, note in planned[3:]] == [
+    assert [(g.key, g.reference, g.compared, g.concurrency, note) for g, note in planned[4:]] == [
         ("batching-c1", "direct-nobatch", ("direct",), 1, ""),
         ("batching-c16", "direct-nobatch", ("direct",), 16, ""),
         ("batching-c64", "direct-nobatch", ("direct",), 64, ""),
     ]
     off = plan(settings(batch_concurrency=[1]))  # no toggle in the server: nothing to compare with
-    assert off[3][1] == "direct-nobatch not in BENCH_SYSTEMS (with batching that turns off)"
-    assert plan(settings(systems=["stack"], batch_concurrency=[1]), batching_on=True)[3][1] == (
+    assert off[4][1] == "direct-nobatch not in BENCH_SYSTEMS (with batching that turns off)"
+    assert plan(settings(systems=["stack"], batch_concurrency=[1]), batching_on=True)[4][1] == (
         "direct not in BENCH_SYSTEMS (with batching that turns off)"
     )
