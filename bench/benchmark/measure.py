@@ -223,7 +223,8 @@ def plan(s: Settings, batching_on: bool = False) -> list[tuple[Group, str]]:
     """Every group with why it is left out ("" if measured: restricted to the chosen systems, at c=16 or the most;
     batching on vs off at each of ``BENCH_BATCH_CONCURRENCY``, where the server can turn it off)."""
     c_all, c_guard = (16 if 16 in levels else max(levels) for levels in (s.concurrency, s.feature_concurrency))
-    kinds = [
+    kinds = [  # "replicas" before "headline": (b) is stopped before the rounds it is not in
+        Group("replicas", "full stack vs one replica direct, CPU per request", "direct", ("stack",), c_all),
         Group("headline", "full stack vs MLServer", "mlserver", ("stack",), c_all),
         Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), c_all),
         Group("boosted", "XGBoost model: stack vs MLServer", "mlserver-boosted", ("stack-boosted",), c_all),
@@ -325,7 +326,8 @@ def run_rounds(ctx: Context, group: Group, systems: Mapping[str, System]) -> dic
                 measured[key].append({"round": number, "rps": run["rps"], "p50_ms": run["latency_ms"]["p50"],
                                       "p99_ms": run["latency_ms"]["p99"], "errors": run["errors"]["total"],
                                       "other_cores": run["cpu"]["other_cores"],
-                                      "bystander_cores": run["cpu"]["bystander_cores"]})  # fmt: skip
+                                      "bystander_cores": run["cpu"]["bystander_cores"],
+                                      "cpu": {"components_cores": run["cpu"]["components_cores"]}})  # fmt: skip
             done = ", ".join(f"{key} {measured[key][-1]['rps']:.0f}" for key in order)
             log(f"paired rounds {group.key} c={c}, round {number}/{s.rounds}: {done} req/s")
         section["status"] = "ok"

@@ -114,7 +114,7 @@ def measure_all(ctx: Context, systems: list[System], groups: list[Group], result
     last_of: dict[str, list[Group]] = {}  # the groups whose rounds follow a system's measurement
     for group in groups:
         last_of.setdefault([system.key for system in systems if system.key in group.systems][-1], []).append(group)
-    in_group = {key for group in groups for key in group.systems}
+    in_group, done = {key for group in groups for key in group.systems}, set()
     up: dict[str, System] = {}
     try:
         for system in systems:
@@ -125,11 +125,11 @@ def measure_all(ctx: Context, systems: list[System], groups: list[Group], result
             result = results["systems"][system.key] = measure(ctx, system, levels, waiting)
             if system.key not in in_group or result["status"] != "ok":
                 stop(ctx, up.pop(system.key), result)
-            ending = last_of.get(system.key, [])
-            for group in ending:
+            for group in last_of.get(system.key, []):
                 results["paired_rounds"][group.key] = run_group(ctx, group, up, results["systems"])
-            for key in [key for key in up if any(key in group.systems for group in ending)]:
-                stop(ctx, up.pop(key), results["systems"][key])
+                done.add(group.key)
+                for key in [key for key in up if not any(key in g.systems for g in groups if g.key not in done)]:
+                    stop(ctx, up.pop(key), results["systems"][key])  # no group left needs it
     finally:
         for key, system in up.items():
             stop(ctx, system, results["systems"].get(key, {}))

@@ -118,19 +118,21 @@ def test_the_guard_rounds_rotate_and_reverse() -> None:
 
 
 def test_every_group_by_default_at_16_connections() -> None:
-    planned = plan(settings())[:4]  # then batching on vs off: below
+    planned = plan(settings())[:5]  # then batching on vs off: below
     assert planned == [
+        (Group("replicas", "full stack vs one replica direct, CPU per request", "direct", ("stack",), 16), ""),
         (Group("headline", "full stack vs MLServer", "mlserver", ("stack",), 16), ""),
         (Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), 16), ""),
         (Group("boosted", "XGBoost model: stack vs MLServer", "mlserver-boosted", ("stack-boosted",), 16), ""),
         (Group("guard", "performance guard: each row vs the baseline", "f-none", tuple(GUARD_ROWS[1:]), 16), ""),
     ]
-    assert planned[3][0].systems == tuple(GUARD_ROWS)
+    assert planned[4][0].systems == tuple(GUARD_ROWS)
 
 
 def test_rounds_run_at_the_largest_concurrency_without_16_and_with_the_rows_chosen() -> None:
-    planned = plan(settings(concurrency=[1, 8, 32], features=["f-none", "f-shadow"], feature_concurrency=[1, 8]))[:4]
+    planned = plan(settings(concurrency=[1, 8, 32], features=["f-none", "f-shadow"], feature_concurrency=[1, 8]))[:5]
     assert [(g.key, g.compared, g.concurrency, note) for g, note in planned] == [
+        ("replicas", ("stack",), 32, ""),
         ("headline", ("stack",), 32, ""),
         ("tabular", ("stack-tabular",), 32, ""),
         ("boosted", ("stack-boosted",), 32, ""),
@@ -139,17 +141,18 @@ def test_rounds_run_at_the_largest_concurrency_without_16_and_with_the_rows_chos
 
 
 def test_a_group_without_its_reference_or_anything_to_compare_is_skipped_with_a_note() -> None:
-    planned = plan(settings(systems=["stack", "direct", "stack-boosted"], features=["f-drift", "f-canary"]))[:4]
+    planned = plan(settings(systems=["stack", "stack-boosted"], features=["f-drift", "f-canary"]))[:5]
     assert [(group.key, note) for group, note in planned] == [
+        ("replicas", "direct not in BENCH_SYSTEMS"),
         ("headline", "mlserver not in BENCH_SYSTEMS"),
         ("tabular", "mlserver-tabular not in BENCH_SYSTEMS"),
         ("boosted", "mlserver-boosted not in BENCH_SYSTEMS"),
         ("guard", "f-none not in BENCH_FEATURES"),
     ]
-    assert plan(settings(features=["f-none"]))[3][1] == (
+    assert plan(settings(features=["f-none"]))[4][1] == (
         "f-control, f-drift, f-repository, f-canary, f-shadow, f-reload, f-xgboost not in BENCH_FEATURES"
     )
-    assert [note for _, note in plan(settings(rounds=0), batching_on=True)] == ["BENCH_ROUNDS=0"] * 7
+    assert [note for _, note in plan(settings(rounds=0), batching_on=True)] == ["BENCH_ROUNDS=0"] * 8
 
 
 def test_a_failed_system_leaves_its_group_or_empties_it() -> None:
@@ -256,6 +259,7 @@ class Recorder:
             "cpu": {
                 "other_cores": other,
                 "bystander_cores": 0.0,
+                "components_cores": {"replica": 1.0},
                 "sut_cores": 1.0,
                 "engine_cores": 0.0,
                 "wrk_cores": 0.05,
@@ -307,6 +311,7 @@ def test_the_rounds_give_each_systems_median_and_paired_ratios(recorder: Recorde
         "errors": 0,
         "other_cores": 0.01,
         "bystander_cores": 0.0,
+        "cpu": {"components_cores": {"replica": 1.0}},
     }
     assert section["systems"]["a"]["median_rps"] == 92.0
     assert section["comparisons"]["b"]["rps_ratio_of_medians"] == round(122 / 102, 4)
@@ -356,13 +361,13 @@ def test_a_run_is_measured_once_with_the_bystanders_frozen(recorder: Recorder) -
 
 def test_batching_on_vs_off_is_a_group_per_batching_concurrency_when_the_server_can_turn_it_off() -> None:
     planned = plan(settings(batch_concurrency=[1, 16, 64]), batching_on=True)
-    assert [(g.key, g.reference, g.compared, g.concurrency, note) for g, note in planned[4:]] == [
+    assert [(g.key, g.reference, g.compared, g.concurrency, note) for g, note in planned[5:]] == [
         ("batching-c1", "direct-nobatch", ("direct",), 1, ""),
         ("batching-c16", "direct-nobatch", ("direct",), 16, ""),
         ("batching-c64", "direct-nobatch", ("direct",), 64, ""),
     ]
     off = plan(settings(batch_concurrency=[1]))  # no toggle in the server: nothing to compare with
-    assert off[4][1] == "direct-nobatch not in BENCH_SYSTEMS (with batching that turns off)"
-    assert plan(settings(systems=["stack"], batch_concurrency=[1]), batching_on=True)[4][1] == (
+    assert off[5][1] == "direct-nobatch not in BENCH_SYSTEMS (with batching that turns off)"
+    assert plan(settings(systems=["stack"], batch_concurrency=[1]), batching_on=True)[5][1] == (
         "direct not in BENCH_SYSTEMS (with batching that turns off)"
     )
