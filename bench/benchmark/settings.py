@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     run_dir: Path = BENCH_DIR / "results" / "tmp"
     results_dir: Path = BENCH_DIR / "results"
     mlserver_venv: Path = BENCH_DIR / ".cache" / "venv-mlserver"
-    timeout: int = Field(2700, ge=1)
+    timeout: int = Field(3600, ge=1)
     cache_dir: Path | None = None
     python: str | None = None
     mlserver_python: str | None = None

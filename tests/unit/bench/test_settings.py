@@ -31,7 +31,7 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
         "f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload", "f-xgboost"
     ]  # fmt: skip
     assert (s.feature_concurrency, s.reload_cycles) == ([16, 1], 50)
-    assert (s.rounds, s.round_duration, s.round_warmup, s.timeout) == (5, 10, 2, 2700)
+    assert (s.rounds, s.round_duration, s.round_warmup, s.timeout) == (5, 10, 2, 3600)
 
 
 def test_what_bench_run_sets_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
