@@ -264,6 +264,17 @@ def test_a_timer_writes_the_lone_requests_metrics_within_a_second_and_the_worker
     write_held_metrics(lambda environ, start_response: [])  # gunicorn's app for a worker that failed to load: none
 
 
+def test_gevent_imported_without_its_monkey_patching_leaves_the_timer_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unpatched(*args: Any) -> None:
+        raise AssertionError("not a greenlet: gevent patched nothing")
+
+    monkeypatch.setitem(sys.modules, "gevent", SimpleNamespace(spawn_later=unpatched))  # no gevent.monkey
+    monkeypatch.delitem(sys.modules, "gevent.monkey", raising=False)
+    done = threading.Event()
+    batching._call_later(0.01, done.set)
+    assert done.wait(HANG)
+
+
 def test_a_gathering_that_finds_company_makes_the_next_leads_gather(monkeypatch: pytest.MonkeyPatch) -> None:
     model = FakeModel()
     batcher = OneModel(model, max_rows=64)

@@ -226,9 +226,9 @@ class MicroBatcher:
 def _call_later(seconds: float, function: Callable[[], None]) -> None:
     """``function()`` in ``seconds``, in the background: a greenlet where gevent patched threading (spawning one
     does not yield, unlike a patched thread's ``start``), else a daemon thread."""
-    gevent = sys.modules.get("gevent")
-    if gevent is not None and gevent.monkey.is_module_patched("threading"):
-        gevent.spawn_later(seconds, function)
+    monkey = sys.modules.get("gevent.monkey")  # gevent imported without its monkey module patched nothing
+    if monkey is not None and monkey.is_module_patched("threading"):
+        sys.modules["gevent"].spawn_later(seconds, function)
         return
     timer = threading.Timer(seconds, function)
     timer.daemon = True
