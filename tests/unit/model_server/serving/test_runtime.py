@@ -139,7 +139,9 @@ def test_a_pipeline_ending_in_a_forest_runs_its_trees_on_treelite_and_its_prepro
     choice = select_runtime(forest)
 
     assert choice.runtime.name == "sklearn+treelite"
-    assert choice.reason.startswith("Pipeline: its steps columntransformer on scikit-learn, its RandomForestClassifier")
+    assert choice.reason.startswith(
+        "Pipeline: its steps columntransformer on scikit-learn (not compiled: no signature), its RandomForestClassifier"
+    )
     labels, probabilities = choice.runtime.predict_with_probabilities(frame)  # missing values and strings included
     np.testing.assert_array_equal(labels, forest.predict(frame))
     np.testing.assert_array_equal(probabilities, forest.predict_proba(frame))

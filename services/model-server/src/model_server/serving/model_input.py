@@ -26,10 +26,12 @@ from ..repository.signature import Column, Signature
 class ModelInput:
     """The rows of one version's requests -> its model's input, and the numeric view its metrics count."""
 
-    def __init__(self, signature: Signature, frame: bool | None = None) -> None:
-        """``frame``: whether the model is given a DataFrame (default: the signature's ``frame``)."""
+    def __init__(self, signature: Signature, frame: bool | None = None, as_validated: bool = False) -> None:
+        """``frame``: whether the model is given a DataFrame (default: the signature's ``frame``); ``as_validated``:
+        the model takes the rows as they are (a compiled preprocessing: :mod:`.preprocessing`)."""
         self.signature = signature
-        self.frame = signature.frame if frame is None else frame
+        self.as_validated = as_validated
+        self.frame = (signature.frame if frame is None else frame) and not as_validated
         self.numeric_columns = tuple(c.name for c in signature.inputs if c.numeric)
         self._numeric_positions = [j for j, c in enumerate(signature.inputs) if c.numeric]
         self._codes = [(j, {v: float(i) for i, v in enumerate(c.categories or ())}) for j, c in
@@ -38,6 +40,8 @@ class ModelInput:
             import pandas  # noqa: F401 - imported here, in the loader's thread, not on a first request
 
     def __call__(self, rows: np.ndarray) -> Any:
+        if self.as_validated:
+            return rows
         if not self.frame:  # numbers (and codes): an object matrix as floats, NaN for missing
             if rows.dtype != object:
                 return rows

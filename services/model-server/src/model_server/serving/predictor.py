@@ -9,6 +9,7 @@ It is made in two steps (:mod:`.version_loader`): :func:`prepare`, the heavy par
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ class ModelDescription:
     name: str
     version: str
     sha256: str
-    runtime: str  # what executes the model: "treelite" or "sklearn"
+    runtime: str  # what executes the model: "sklearn", "treelite", "sklearn+treelite" or "numpy+treelite"
     runtime_reason: str  # why that runtime (published in the V2 model metadata)
     estimator: str
     feature_names: tuple[str, ...]
@@ -66,10 +67,16 @@ def prepare(artifact: Artifact, name: str = "", version: str = "", runtime: str 
     native thread beside the serving greenlets (:mod:`.version_loader`). ModelLoadError when the
     model cannot serve.
     """
-    choice = select_runtime(artifact.estimator, runtime)
-    d = describe(artifact, name, version, choice.runtime.name, choice.reason)
-    # A bare forest on Treelite needs no column names: its rows stay a matrix, fitted on a DataFrame or not.
-    model_input = ModelInput(d.signature, frame=d.signature.frame and choice.runtime.name != "treelite")
+    d = describe(artifact, name, version)
+    choice = select_runtime(artifact.estimator, runtime, d.signature)
+    d = dataclasses.replace(d, runtime=choice.runtime.name, runtime_reason=choice.reason)
+    # A bare forest on Treelite needs no column names: its rows stay a matrix, fitted on a DataFrame or not. A compiled
+    # preprocessing takes the rows as they were validated.
+    model_input = ModelInput(
+        d.signature,
+        frame=d.signature.frame and choice.runtime.name != "treelite",
+        as_validated=choice.runtime.name == "numpy+treelite",
+    )
     try:
         _call(choice.runtime, d, model_input(model_input.example(d.metadata)), with_probabilities=d.has_probabilities)
     except Exception as exc:

@@ -13,6 +13,9 @@ its preprocessing in scikit-learn and its forest on Treelite (:class:`PipelineRu
 ``sklearn+treelite``), the forest checked as above on its own input space: the steps before it
 are scikit-learn's either way.
 
+Its preprocessing itself runs compiled to NumPy (:mod:`.preprocessing`, ``numpy+treelite``) where
+it is a ColumnTransformer of steps that module knows and reproduces scikit-learn exactly.
+
 A gradient-boosted model (XGBoost, LightGBM: :mod:`..repository.boosted`) is Treelite's from the
 start, checked at load against the predictions its library made when it was packaged
 (:class:`BoostedRuntime`).
@@ -30,6 +33,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..repository.boosted import REFERENCE_TOLERANCE, BoostedModel
+from ..repository.signature import Signature
+from .preprocessing import compile_preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +131,12 @@ class TreeliteRuntime:
 
 
 class PipelineRuntime:
-    """A Pipeline's steps before its last in scikit-learn, then its last step (a forest) on another runtime."""
+    """A Pipeline's steps before its last (scikit-learn's, or compiled: :mod:`.preprocessing`), then its forest."""
 
-    name = "sklearn+treelite"
-
-    def __init__(self, preprocessing: Any, final: Runtime) -> None:
+    def __init__(self, preprocessing: Any, final: Runtime, name: str = "sklearn+treelite") -> None:
         self._preprocessing = preprocessing
         self._final = final
+        self.name = name
 
     def _features(self, rows: Any) -> np.ndarray:
         features = self._preprocessing.transform(rows)
@@ -173,8 +177,11 @@ class RuntimeChoice:
     reason: str
 
 
-def select_runtime(estimator: Any, preference: str = "auto") -> RuntimeChoice:
-    """The fastest runtime that is exact for ``estimator`` (``preference="sklearn"`` forces it)."""
+def select_runtime(estimator: Any, preference: str = "auto", signature: Signature | None = None) -> RuntimeChoice:
+    """The fastest runtime that is exact for ``estimator`` (``preference="sklearn"`` forces it).
+
+    With the model's ``signature``, a Pipeline's preprocessing before a forest is compiled where it can be.
+    """
     if isinstance(estimator, BoostedModel):
         return RuntimeChoice(
             BoostedRuntime(estimator),
@@ -190,10 +197,16 @@ def select_runtime(estimator: Any, preference: str = "auto") -> RuntimeChoice:
         forest = select_runtime(steps[-1][1], preference)
         if not isinstance(forest.runtime, TreeliteRuntime):
             return RuntimeChoice(sklearn_runtime, f"Pipeline ending in {forest.reason.removeprefix('no exact ')}")
-        before = ", ".join(name for name, _ in steps[:-1])
+        before, final = ", ".join(name for name, _ in steps[:-1]), type(steps[-1][1]).__name__
+        compiled, why = compile_preprocessing(estimator[:-1], signature) if signature else (None, "no signature")
+        if compiled is not None:
+            return RuntimeChoice(
+                PipelineRuntime(compiled, forest.runtime, "numpy+treelite"),
+                f"Pipeline: its steps {before} compiled to NumPy ({why}), its {final} on {forest.reason}",
+            )
         return RuntimeChoice(
             PipelineRuntime(estimator[:-1], forest.runtime),
-            f"Pipeline: its steps {before} on scikit-learn, its {type(steps[-1][1]).__name__} on {forest.reason}",
+            f"Pipeline: its steps {before} on scikit-learn (not compiled: {why}), its {final} on {forest.reason}",
         )
     if kind not in TREELITE_ESTIMATORS:
         return RuntimeChoice(sklearn_runtime, f"no exact fast runtime for {kind}")
