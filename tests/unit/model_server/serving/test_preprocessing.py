@@ -145,6 +145,18 @@ def test_steps_it_does_not_know_stay_on_scikit_learn_with_the_reason(transformer
     assert reason in not_compiled(fitted(transformer))
 
 
+def test_a_column_with_more_categories_than_the_signature_lists_is_checked_on_the_encoders_own() -> None:
+    forest = penguins.forest()
+    signature = derive_signature(penguins.features(), forest, max_categories=2)  # island's 3 and sex's 2: not listed
+    assert signature.inputs[signature.position()["island"]].categories is None
+    compiled, _ = compile_preprocessing(forest[:-1], signature)
+    assert compiled is not None
+    rows = preprocessing.validation_rows(forest[:-1], compiled, signature)
+    island = signature.position()["island"]
+    assert set(rows[:, island]) - {None} == {"Biscoe", "Dream", "Torgersen", "not-a-category"}
+    assert compiled.categories[island] == (["Biscoe", "Dream", "Torgersen"], True)
+
+
 def test_columns_chosen_by_dtype_are_compiled_as_the_fitted_selection() -> None:
     transformer = make_column_transformer(
         (make_pipeline(SimpleImputer(), StandardScaler()), make_column_selector(dtype_include="number")),

@@ -7,7 +7,8 @@ given one, built as pandas reads the training CSV: each column in the dtype trai
 (``float64``; ``int64``, or ``float64`` when a value is missing, as pandas reads an integer
 column with an empty cell; ``bool``, or ``object`` with a missing value; strings in the recorded
 string dtype), and NaN for every missing value. So a fitted imputer and encoder see at serving
-what they saw in training. pandas is imported only when such a model loads.
+what they saw in training. pandas is imported only when such a model loads. A Pipeline whose
+preprocessing is compiled (:mod:`.preprocessing`) takes the rows as they are, with no DataFrame.
 
 A gradient-boosted model takes a float matrix: a ``coded`` string column as its category's code
 (its position in the column's categories), NaN for a missing value or an unknown category.

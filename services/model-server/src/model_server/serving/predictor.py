@@ -21,7 +21,7 @@ from ..repository.artifact import Artifact, ModelLoadError
 from ..repository.boosted import BoostedModel
 from ..repository.signature import Signature, SignatureError, read_signature
 from .model_input import ModelInput
-from .runtime import Runtime, select_runtime
+from .runtime import COMPILED_PIPELINE, Runtime, select_runtime
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def prepare(artifact: Artifact, name: str = "", version: str = "", runtime: str 
     model_input = ModelInput(
         d.signature,
         frame=d.signature.frame and choice.runtime.name != "treelite",
-        as_validated=choice.runtime.name == "numpy+treelite",
+        as_validated=choice.runtime.name == COMPILED_PIPELINE,
     )
     try:
         _call(choice.runtime, d, model_input(model_input.example(d.metadata)), with_probabilities=d.has_probabilities)

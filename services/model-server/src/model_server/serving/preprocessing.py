@@ -46,6 +46,13 @@ class CompiledPreprocessing:
 
     def __init__(self, blocks: list[tuple[list[int], Block]]) -> None:
         self._blocks = blocks
+        # Each one-hot encoded input column: the strings it knows and whether it accepts others (validation_rows).
+        self.categories = {
+            position: (known, block.accepts_unknown)
+            for positions, block in blocks
+            if isinstance(block, _CategoryBlock)
+            for position, known in zip(positions, block.known, strict=True)
+        }
 
     def transform(self, rows: np.ndarray) -> np.ndarray:
         # A scaled number may overflow (a huge value over a small scale): inf, as scikit-learn gives, without a warning.
@@ -120,7 +127,7 @@ def _block(steps: list[Any], positions: list[int], signature: Signature) -> Bloc
         return _numbers([_number_step(step, len(positions)) for step in steps])
     if types == {"string"} and steps and type(steps[-1]).__name__ == "OneHotEncoder":
         fills = [_string_imputer(step, len(positions)) for step in steps[:-1]]
-        return _categories(fills, _OneHot(steps[-1], len(positions)))
+        return _CategoryBlock(fills, _OneHot(steps[-1], len(positions)))
     kinds = " and ".join(sorted(types))
     chain = ", ".join(type(step).__name__ for step in steps) or "passthrough"
     raise Unsupported(f"{chain} on {kinds} columns is not compiled")
@@ -209,13 +216,22 @@ class _OneHot:
         self.width = width
 
 
-def _categories(fills: list[list[Any]], encoder: _OneHot) -> Block:
-    def block(columns: np.ndarray) -> np.ndarray:
+class _CategoryBlock:
+    """String columns, their missing values filled, one-hot encoded: a Block that knows its columns' categories."""
+
+    def __init__(self, fills: list[list[Any]], encoder: _OneHot) -> None:
+        self._fills, self._encoder = fills, encoder
+        # Per column: the categories it knows (not its fill values: a missing value), and whether it accepts others.
+        self.known = [sorted(mapping) for mapping in encoder.columns]
+        self.accepts_unknown = not encoder.refuse_unknown
+
+    def __call__(self, columns: np.ndarray) -> np.ndarray:
+        encoder = self._encoder
         out = np.zeros((len(columns), encoder.width), dtype=np.float64)
         for j, (mapping, missing) in enumerate(zip(encoder.columns, encoder.missing, strict=True)):
             for i, value in enumerate(columns[:, j]):
                 if _missing(value):
-                    value = next((fill[j] for fill in fills), None)
+                    value = next((fill[j] for fill in self._fills), None)
                 column = missing if value is None else mapping.get(value, False)
                 if column is False:  # unknown
                     if encoder.refuse_unknown:
@@ -223,8 +239,6 @@ def _categories(fills: list[list[Any]], encoder: _OneHot) -> Block:
                 elif column is not None:
                     out[i, column] = 1.0
         return out
-
-    return block
 
 
 def _missing(value: Any) -> bool:
@@ -236,7 +250,7 @@ def _is_nan(value: Any) -> bool:
 
 
 def _compare(preprocessing: Any, compiled: CompiledPreprocessing, signature: Signature) -> str:
-    rows = validation_rows(preprocessing, signature)
+    rows = validation_rows(preprocessing, compiled, signature)
     try:
         # The validation rows' unknown categories, which a OneHotEncoder with a dropped category warns of.
         with warnings.catch_warnings():
@@ -253,16 +267,19 @@ def _compare(preprocessing: Any, compiled: CompiledPreprocessing, signature: Sig
     return ""
 
 
-def validation_rows(preprocessing: Any, signature: Signature, n: int = VALIDATION_ROWS, seed: int = 0) -> np.ndarray:
+def validation_rows(
+    preprocessing: Any, compiled: CompiledPreprocessing, signature: Signature, n: int = VALIDATION_ROWS, seed: int = 0
+) -> np.ndarray:
     """Rows that probe every fitted value: categories, missing values, statistics, means and numbers around them."""
     rng = np.random.default_rng(seed)
     centres = _fitted_numbers(preprocessing)
     rows = np.empty((n, len(signature.inputs)), dtype=object)
     for j, column in enumerate(signature.inputs):
         if column.type == "string":
-            values: list[Any] = list(column.categories or ()) or ["a", "b"]
-            if column.unknown != "refuse" and column.categories is not None:
-                values.append("not-a-category")
+            known, accepts_unknown = compiled.categories.get(j, ([], True))
+            values: list[Any] = sorted({*(column.categories or ()), *known}) or ["a", "b"]
+            if column.unknown != "refuse" and accepts_unknown:
+                values.append("not-a-category")  # a category the server lets through, if the encoder takes it
         elif column.type in ("double", "long"):
             numbers = np.concatenate([centres, rng.normal(0, 1, n), rng.normal(0, 1, n) * np.max(np.abs(centres))])
             values = [float(v) for v in numbers] if column.type == "double" else [round(v) for v in numbers]

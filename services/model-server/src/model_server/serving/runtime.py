@@ -38,6 +38,7 @@ from .preprocessing import compile_preprocessing
 
 log = logging.getLogger(__name__)
 
+COMPILED_PIPELINE = "numpy+treelite"  # the runtime whose model takes the rows as validated (.preprocessing)
 PROBABILITY_TOLERANCE = 1e-12  # absolute; observed: bit-for-bit equal
 VALIDATION_ROWS = 4096
 # Estimators whose predict() is classes_[argmax(predict_proba)] (classifiers) or the mean of
@@ -201,7 +202,7 @@ def select_runtime(estimator: Any, preference: str = "auto", signature: Signatur
         compiled, why = compile_preprocessing(estimator[:-1], signature) if signature else (None, "no signature")
         if compiled is not None:
             return RuntimeChoice(
-                PipelineRuntime(compiled, forest.runtime, "numpy+treelite"),
+                PipelineRuntime(compiled, forest.runtime, COMPILED_PIPELINE),
                 f"Pipeline: its steps {before} compiled to NumPy ({why}), its {final} on {forest.reason}",
             )
         return RuntimeChoice(
