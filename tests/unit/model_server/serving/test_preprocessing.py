@@ -213,3 +213,40 @@ def test_any_rows_a_client_can_send_give_scikit_learns_numbers(values: list[tupl
     with np.errstate(over="ignore", invalid="ignore"):
         expected = sklearn_features(forest, signature, rows)
     np.testing.assert_array_equal(compiled.transform(rows), expected)
+
+
+def test_preprocessing_that_may_output_integers_is_left_to_scikit_learn() -> None:
+    # scikit-learn would hand the forest int64 (no missing year in a batch), rounded to float32 once; float64 first
+    # would round twice, which differs past 2**53: not compiled. A float step or column anywhere makes it float64.
+    only_years = fitted(make_column_transformer(("passthrough", ["year"]), remainder="drop"))
+    assert not_compiled(only_years) == "its output may be integers (no float column or step), not compiled"
+    most_frequent = fitted(make_column_transformer((SimpleImputer(strategy="most_frequent"), ["year"])))
+    assert not_compiled(most_frequent).startswith("its output may be integers")
+    compiled_equals_sklearn(fitted(make_column_transformer(("passthrough", ["year", "bill_length_mm"]))))
+    compiled_equals_sklearn(fitted(make_column_transformer((StandardScaler(), ["year"]))))
+
+
+def test_a_long_column_over_the_whole_int64_range_is_checked_on_values_the_server_accepts() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": rng.integers(-(2**62), 2**62, 344), "body_mass_g": penguins.features()["body_mass_g"]})
+    pipeline = fitted(
+        make_column_transformer((StandardScaler(), ["id"]), (SimpleImputer(), ["body_mass_g"])), frame=frame
+    )
+    signature = derive_signature(frame, pipeline)
+    compiled, reason = compile_preprocessing(pipeline[:-1], signature)
+    assert compiled is not None, reason
+    rows = preprocessing.validation_rows(pipeline[:-1], compiled, signature)
+    assert all(-(2**63) <= value < 2**63 for value in rows[:, 0] if value is not None)
+
+
+def test_a_value_scaled_past_float32_is_refused_as_scikit_learns_forest_refuses_it() -> None:
+    forest, signature = FOREST, SIGNATURE
+    rows = rows_of(penguins.features().head(2), signature)
+    rows[1, signature.position()["body_mass_g"]] = 1e300  # (1e300 - mean) / scale: past float32's largest
+    choice = select_runtime(forest, signature=signature)
+    assert choice.runtime.name == "numpy+treelite"
+    with pytest.raises(ValueError, match="too large for dtype"), np.errstate(over="ignore"):
+        forest.predict(ModelInput(signature)(rows))
+    with pytest.raises(ValueError, match=r"^Input X contains infinity or a value too large for dtype\('float32'\)\.$"):
+        choice.runtime.predict(rows)
+    np.testing.assert_array_equal(choice.runtime.predict(rows[:1]), forest.predict(penguins.features().head(1)))

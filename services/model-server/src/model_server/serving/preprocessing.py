@@ -34,7 +34,6 @@ from ..repository.signature import Signature
 from .model_input import ModelInput
 
 VALIDATION_ROWS = 512
-Block = Callable[[np.ndarray], np.ndarray]  # the rows' columns of one transformer -> its output columns
 
 
 class Unsupported(Exception):
@@ -79,8 +78,14 @@ def _blocks(preprocessing: Any, signature: Signature) -> list[tuple[list[int], B
     steps = [step for _, step in getattr(preprocessing, "steps", [("", preprocessing)]) if not _identity(step)]
     all_columns = list(range(len(signature.inputs)))
     if len(steps) == 1 and type(steps[0]).__name__ == "ColumnTransformer":
-        return _column_transformer(steps[0], signature)
-    return [(all_columns, _block(steps, all_columns, signature))]
+        blocks = _column_transformer(steps[0], signature)
+    else:
+        blocks = [(all_columns, _block(steps, all_columns, signature))]
+    if not any(block.floating for _, block in blocks):
+        # scikit-learn would then give the forest int64 for some rows, which float32 rounds once; float64 first
+        # rounds twice, which differs past 2**53 (and the float64 comparison below cannot see it).
+        raise Unsupported("its output may be integers (no float column or step), not compiled")
+    return blocks
 
 
 def _column_transformer(transformer: Any, signature: Signature) -> list[tuple[list[int], Block]]:
@@ -124,7 +129,9 @@ def _positions(columns: Any, position: dict[str, int], n: int, name: str) -> lis
 def _block(steps: list[Any], positions: list[int], signature: Signature) -> Block:
     types = {signature.inputs[j].type for j in positions}
     if types <= {"double", "long"}:
-        return _numbers([_number_step(step, len(positions)) for step in steps])
+        # scikit-learn keeps integers as integers through these steps unless a double or a float step is there.
+        floating = "double" in types or any(_makes_floats(step) for step in steps)
+        return _NumberBlock([_number_step(step, len(positions)) for step in steps], floating)
     if types == {"string"} and steps and type(steps[-1]).__name__ == "OneHotEncoder":
         fills = [_string_imputer(step, len(positions)) for step in steps[:-1]]
         return _CategoryBlock(fills, _OneHot(steps[-1], len(positions)))
@@ -164,14 +171,22 @@ def _scaled(x: np.ndarray, mean: np.ndarray | None, scale: np.ndarray | None) ->
     return x
 
 
-def _numbers(steps: list[Callable[[np.ndarray], np.ndarray]]) -> Block:
-    def block(columns: np.ndarray) -> np.ndarray:
-        x = columns.astype(np.float64)  # None (missing) -> NaN, as pandas reads an empty cell
-        for step in steps:
+def _makes_floats(step: Any) -> bool:
+    return type(step).__name__ == "StandardScaler" or getattr(step, "strategy", None) in ("mean", "median")
+
+
+class _NumberBlock:
+    """Number columns as float64 (None -> NaN, as pandas reads an empty cell), then each step."""
+
+    def __init__(self, steps: list[Callable[[np.ndarray], np.ndarray]], floating: bool) -> None:
+        self._steps = steps
+        self.floating = floating  # scikit-learn's output is float64 whatever the rows (else int64 for some)
+
+    def __call__(self, columns: np.ndarray) -> np.ndarray:
+        x = columns.astype(np.float64)
+        for step in self._steps:
             x = step(x)
         return x
-
-    return block
 
 
 def _string_imputer(step: Any, n: int) -> list[Any]:
@@ -214,6 +229,7 @@ class _OneHot:
             self.columns.append(mapping)
             self.missing.append(missing)
         self.width = width
+        self.dtype = encoder.dtype
 
 
 class _CategoryBlock:
@@ -221,6 +237,7 @@ class _CategoryBlock:
 
     def __init__(self, fills: list[list[Any]], encoder: _OneHot) -> None:
         self._fills, self._encoder = fills, encoder
+        self.floating = np.issubdtype(encoder.dtype, np.floating)
         # Per column: the categories it knows (not its fill values: a missing value), and whether it accepts others.
         self.known = [sorted(mapping) for mapping in encoder.columns]
         self.accepts_unknown = not encoder.refuse_unknown
@@ -239,6 +256,9 @@ class _CategoryBlock:
                 elif column is not None:
                     out[i, column] = 1.0
         return out
+
+
+Block = _NumberBlock | _CategoryBlock  # the rows' columns of one transformer -> its output columns
 
 
 def _missing(value: Any) -> bool:
@@ -281,8 +301,11 @@ def validation_rows(
             if column.unknown != "refuse" and accepts_unknown:
                 values.append("not-a-category")  # a category the server lets through, if the encoder takes it
         elif column.type in ("double", "long"):
-            numbers = np.concatenate([centres, rng.normal(0, 1, n), rng.normal(0, 1, n) * np.max(np.abs(centres))])
-            values = [float(v) for v in numbers] if column.type == "double" else [round(v) for v in numbers]
+            with np.errstate(over="ignore"):
+                spread = rng.normal(0, 1, n) * np.max(np.abs(centres))
+            # Values the server accepts: finite doubles, longs within int64 (2**63 - 1024: the last double below).
+            numbers = np.clip(np.concatenate([centres, rng.normal(0, 1, n), spread]), -(2.0**63 - 1024), 2.0**63 - 1024)
+            values = [float(v) for v in numbers] if column.type == "double" else [int(v) for v in numbers]
         else:
             values = [False, True]
         rows[:, j] = [values[k] for k in rng.integers(0, len(values), n)]

@@ -9,12 +9,10 @@ and random points around them): labels identical and probabilities within
 logged and published in the model metadata.
 
 A scikit-learn Pipeline whose last step is such a forest (preprocessing, then the trees) runs
-its preprocessing in scikit-learn and its forest on Treelite (:class:`PipelineRuntime`, named
-``sklearn+treelite``), the forest checked as above on its own input space: the steps before it
-are scikit-learn's either way.
-
-Its preprocessing itself runs compiled to NumPy (:mod:`.preprocessing`, ``numpy+treelite``) where
-it is a ColumnTransformer of steps that module knows and reproduces scikit-learn exactly.
+its forest on Treelite (:class:`PipelineRuntime`), checked as above on its own input space. Its
+preprocessing runs compiled to NumPy (:mod:`.preprocessing`; the runtime is named
+``numpy+treelite``) where it is made of steps that module knows and reproduces scikit-learn
+exactly on the model's signature, else in scikit-learn (``sklearn+treelite``).
 
 A gradient-boosted model (XGBoost, LightGBM: :mod:`..repository.boosted`) is Treelite's from the
 start, checked at load against the predictions its library made when it was packaged
@@ -111,9 +109,13 @@ class TreeliteRuntime:
         self._predict = gtil._predict_impl  # what gtil.predict calls with it, in the pinned treelite
 
     def _raw(self, rows: np.ndarray) -> np.ndarray:
-        # scikit-learn compares float32 inputs with its thresholds: round the same way.
-        rows32 = np.ascontiguousarray(rows, dtype=np.float32).astype(np.float64)
-        return self._predict(self._model, rows32, config=self._config).reshape(len(rows), -1)
+        # scikit-learn compares float32 inputs with its thresholds: round the same way, and refuse what it refuses, a
+        # value past float32 (a Pipeline's scaled number; a matrix's values are within float32 already).
+        with np.errstate(over="ignore"):
+            rows32 = np.ascontiguousarray(rows, dtype=np.float32)
+        if np.isinf(rows32).any():
+            raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+        return self._predict(self._model, rows32.astype(np.float64), config=self._config).reshape(len(rows), -1)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         return self._raw(rows)
