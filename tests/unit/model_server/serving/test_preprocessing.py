@@ -15,7 +15,7 @@ from model_server.serving.model_input import ModelInput
 from model_server.serving.preprocessing import compile_preprocessing
 from model_server.serving.runtime import select_runtime
 from model_server.tools.signature import derive_signature
-from sklearn.compose import make_column_selector, make_column_transformer
+from sklearn.compose import ColumnTransformer, make_column_selector, make_column_transformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -138,8 +138,11 @@ def test_unknown_categories_are_zeros_or_refused_as_the_encoder_says() -> None:
         (columns(SimpleImputer(), OneHotEncoder(min_frequency=20)), "infrequent categories is not compiled"),
         (make_column_transformer((OneHotEncoder(), ["year"]), remainder="drop"),
          "OneHotEncoder on number columns is not compiled"),
+        (ColumnTransformer([("numbers", SimpleImputer(), NUMBERS), ("strings", OneHotEncoder(), STRINGS)],
+                           transformer_weights={"numbers": 2.0}),
+         "a ColumnTransformer with transformer_weights is not compiled"),
     ],
-    ids=["min-max", "ordinal", "indicator", "infrequent", "numbers-one-hot"],
+    ids=["min-max", "ordinal", "indicator", "infrequent", "numbers-one-hot", "weights"],
 )  # fmt: skip
 def test_steps_it_does_not_know_stay_on_scikit_learn_with_the_reason(transformer: Any, reason: str) -> None:
     assert reason in not_compiled(fitted(transformer))

@@ -17,8 +17,8 @@ without pandas:
 It is used only after it reproduced scikit-learn bit for bit (:func:`compile_preprocessing`) on
 validation rows made from the signature and the fitted steps: every category, a missing value in
 each nullable column, the imputers' statistics, each scaler's mean and random numbers around it.
-Anything else (another step, a mismatch) leaves the preprocessing to scikit-learn, with the
-reason published in the model metadata.
+Anything else (another step, an output scikit-learn may give as integers, a mismatch) leaves the
+preprocessing to scikit-learn, with the reason published in the model metadata.
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ def _blocks(preprocessing: Any, signature: Signature) -> list[tuple[list[int], B
 
 def _column_transformer(transformer: Any, signature: Signature) -> list[tuple[list[int], Block]]:
     _fitted_on(transformer, len(signature.inputs))
+    if transformer.transformer_weights:
+        raise Unsupported("a ColumnTransformer with transformer_weights is not compiled")
     position = signature.position()
     blocks = []
     for name, step, columns in transformer.transformers_:
