@@ -272,8 +272,8 @@ def _is_nan(value: Any) -> bool:
 
 
 def _compare(preprocessing: Any, compiled: CompiledPreprocessing, signature: Signature) -> str:
-    rows = validation_rows(preprocessing, compiled, signature)
     try:
+        rows = validation_rows(preprocessing, compiled, signature)
         # The validation rows' unknown categories, which a OneHotEncoder with a dropped category warns of.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Found unknown categories", category=UserWarning)
@@ -306,7 +306,8 @@ def validation_rows(
             with np.errstate(over="ignore"):
                 spread = rng.normal(0, 1, n) * np.max(np.abs(centres))
             # Values the server accepts: finite doubles, longs within int64 (2**63 - 1024: the last double below).
-            numbers = np.clip(np.concatenate([centres, rng.normal(0, 1, n), spread]), -(2.0**63 - 1024), 2.0**63 - 1024)
+            bound = np.finfo(np.float64).max if column.type == "double" else 2.0**63 - 1024
+            numbers = np.clip(np.concatenate([centres, rng.normal(0, 1, n), spread]), -bound, bound)
             values = [float(v) for v in numbers] if column.type == "double" else [int(v) for v in numbers]
         else:
             values = [False, True]
