@@ -109,13 +109,9 @@ class TreeliteRuntime:
         self._predict = gtil._predict_impl  # what gtil.predict calls with it, in the pinned treelite
 
     def _raw(self, rows: np.ndarray) -> np.ndarray:
-        # scikit-learn compares float32 inputs with its thresholds: round the same way, and refuse what it refuses, a
-        # value past float32 (a Pipeline's scaled number; a matrix's values are within float32 already).
-        with np.errstate(over="ignore"):
-            rows32 = np.ascontiguousarray(rows, dtype=np.float32)
-        if np.isinf(rows32).any():
-            raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
-        return self._predict(self._model, rows32.astype(np.float64), config=self._config).reshape(len(rows), -1)
+        # scikit-learn compares float32 inputs with its thresholds: round the same way.
+        rows32 = np.ascontiguousarray(rows, dtype=np.float32).astype(np.float64)
+        return self._predict(self._model, rows32, config=self._config).reshape(len(rows), -1)
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
         return self._raw(rows)
@@ -143,7 +139,13 @@ class PipelineRuntime:
 
     def _features(self, rows: Any) -> np.ndarray:
         features = self._preprocessing.transform(rows)
-        return features.toarray() if hasattr(features, "toarray") else np.asarray(features)  # sparse one-hot: dense
+        features = features.toarray() if hasattr(features, "toarray") else np.asarray(features)  # sparse one-hot: dense
+        # The forest takes float32 values (TreeliteRuntime): refuse what scikit-learn's forest refuses, a value past
+        # float32 (a scaled number; a bare forest's matrix is within float32 already, rest/validation.py).
+        with np.errstate(over="ignore"):
+            if np.isinf(features.astype(np.float32)).any():
+                raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+        return features
 
     def predict(self, rows: Any) -> np.ndarray:
         return self._final.predict(self._features(rows))
