@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from model_server.app import create_app
+from model_server.config import Settings
 from model_server.repository.signature import Signature
 from model_server.serving import preprocessing
 from model_server.serving.model_input import ModelInput
@@ -84,6 +87,20 @@ def test_the_penguins_pipeline_is_served_compiled_with_its_own_answers() -> None
     assert select_runtime(forest, "sklearn", signature).runtime.name == "sklearn"
     without = select_runtime(forest)
     assert without.runtime.name == "sklearn+treelite" and "(not compiled: no signature)" in without.reason
+
+
+def test_the_server_serves_a_packaged_pipeline_compiled_and_says_so(tmp_path: Path) -> None:
+    forest = penguins.forest()
+    penguins.publish_penguins(tmp_path / "models", tmp_path / "work", "penguins", forest)
+    app = create_app(Settings(model_repository=tmp_path / "models"))
+    metadata = app.test_client().get("/v2/models/penguins").get_json()
+    assert metadata["parameters"]["runtime"] == "numpy+treelite"
+    frame = penguins.features()  # every row, missing values included, in one request
+    body = {"features": penguins.records(frame), "return_probabilities": True}
+    answer = app.test_client().post("/predict", json=body)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["prediction"] == forest.predict(frame).tolist()
+    np.testing.assert_array_equal(np.array(answer.get_json()["probabilities"]), forest.predict_proba(frame))
 
 
 @pytest.mark.parametrize(

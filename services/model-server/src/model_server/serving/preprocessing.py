@@ -305,8 +305,9 @@ def validation_rows(
         elif column.type in ("double", "long"):
             with np.errstate(over="ignore"):
                 spread = rng.normal(0, 1, n) * np.max(np.abs(centres))
-            # Values the server accepts: finite doubles, longs within int64 (2**63 - 1024: the last double below).
-            bound = np.finfo(np.float64).max if column.type == "double" else 2.0**63 - 1024
+            # Values the server accepts (rest/validation.py): doubles within float32's range, longs within int64
+            # (2**63 - 1024: the last double below 2**63).
+            bound = float(np.finfo(np.float32).max) if column.type == "double" else 2.0**63 - 1024
             numbers = np.clip(np.concatenate([centres, rng.normal(0, 1, n), spread]), -bound, bound)
             values = [float(v) for v in numbers] if column.type == "double" else [int(v) for v in numbers]
         else:
