@@ -36,6 +36,7 @@ __all__ = [
     "NotYet",
     "Stack",
     "every_replica_serves",
+    "feature_counters_at_zero",
     "loaded_versions",
     "run",
     "serving_repository",
@@ -175,3 +176,19 @@ def loaded_versions(stack: Stack, container: str, model: str) -> set[str]:
 def every_replica_serves(stack: Stack, model: str, versions: set[str]) -> bool | None:
     """True when every model replica serves exactly ``versions`` of ``model``; None (not yet) otherwise."""
     return all(loaded_versions(stack, c, model) == versions for c in stack.container_ids("model")) or None
+
+
+def feature_counters_at_zero(stack: Stack, model: str, per_replica: int) -> None:
+    """Wait until Prometheus has scraped each of ``model``'s ``per_replica`` bin counters at 0 on every replica.
+
+    Only then does ``increase()`` count every value sent: a counter first scraped after traffic reached it
+    starts its series there and counts nothing before it (one replica's counters alone would leave the
+    others' values out of the drift rules' sums)."""
+    replicas = len(stack.container_ids("model"))
+    query = f'count by (instance) (model_server_feature_bin_total{{model="{model}"}} == 0)'
+
+    def scraped() -> bool | None:
+        counts = [float(r["value"][1]) for r in stack.query(query)]
+        return (len(counts) == replicas and all(c == per_replica for c in counts)) or None
+
+    wait_for(f"{model}'s bin counters at 0 on all {replicas} replicas in Prometheus", scraped, timeout=60, interval=2)

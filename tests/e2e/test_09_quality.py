@@ -26,7 +26,7 @@ import requests
 from model_server.tools.train import train_into_repository
 from sklearn.datasets import load_iris
 
-from .stack import Stack, serving_repository, wait_for
+from .stack import Stack, feature_counters_at_zero, serving_repository, wait_for
 
 MODEL = "iris-quality"
 FEATURE = "petal length (cm)"
@@ -42,11 +42,7 @@ def quality(stack: Stack) -> Iterator[Stack]:
     (root / MODEL / "config.json").write_text(json.dumps({"version_policy": {"all": {}}}))
     try:
         with serving_repository(stack, root, default_model=MODEL):
-            # Every bin counter exists at 0 and is scraped before any traffic: increase() then
-            # counts every value sent.
-            wait_for("the bin counters of both versions in Prometheus",
-                     lambda: len(stack.query(f'model_server_feature_bin_total{{model="{MODEL}"}} == 0')) >= 2 * 4 * 10
-                     or None, timeout=60, interval=2)  # fmt: skip
+            feature_counters_at_zero(stack, MODEL, per_replica=2 * 4 * 10)  # versions, features, bins
             yield stack
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -63,10 +59,12 @@ def infer(stack: Stack, version: str, rows: np.ndarray) -> None:
 
 
 def recorded_psi(stack: Stack, version: str, feature: str) -> tuple[float, float]:
-    """The 1 h PSI the recording rule wrote last, and the time of that evaluation."""
-    query = f'model_server:feature_psi:1h{{model="{MODEL}",version="{version}",feature="{feature}"}}'
+    """The 1 h PSI the recording rule wrote last, and the time of that evaluation: the sample's own
+    timestamp (an instant query's timestamp is the query's time, at which ``increase`` extrapolates
+    each replica's counts to a later end, so it would compare a PSI of other shares)."""
+    query = f'model_server:feature_psi:1h{{model="{MODEL}",version="{version}",feature="{feature}"}}[1m]'
     [result] = stack.query(query)
-    at, value = result["value"]
+    at, value = result["values"][-1]
     return float(value), float(at)
 
 

@@ -25,7 +25,7 @@ import requests
 
 from harness import penguins
 
-from .stack import Stack, serving_repository, wait_for
+from .stack import Stack, feature_counters_at_zero, serving_repository, wait_for
 
 MODEL = "penguins-drift"
 PASSES = 2
@@ -41,10 +41,7 @@ def drift(stack: Stack) -> Iterator[Stack]:
     (root / MODEL / "config.json").write_text(json.dumps({"version_policy": {"all": {}}}))
     try:
         with serving_repository(stack, root, default_model=MODEL):
-            # Every bin counter exists at 0 and is scraped before any traffic: increase() counts every value.
-            wait_for("the bin counters of both versions in Prometheus",
-                     lambda: len(stack.query(f'model_server_feature_bin_total{{model="{MODEL}"}} == 0')) >= 2 * 64
-                     or None, timeout=60, interval=2)  # fmt: skip
+            feature_counters_at_zero(stack, MODEL, per_replica=2 * 64)  # versions, the columns' bins
             yield stack
     finally:
         shutil.rmtree(root, ignore_errors=True)
