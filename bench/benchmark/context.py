@@ -68,6 +68,22 @@ ALL_ON = Layout(
     {**TWO_BY_TWO.configs, MODEL: EVERY_FEATURE, TABULAR: EVERY_FEATURE, BOOSTED: EVERY_FEATURE},
 )
 XGBOOST = Layout({MODEL: (1,), BOOSTED: (1,)})  # the guard's XGBoost row: the model beside the iris forest
+STACK_ROW = ("b-all) 1 replica direct, the stack's repository and settings", ALL_ON, {})  # (c)'s in one replica
+# The performance guard (bench/README.md): system (b) once per row, on a host repository built from the image's
+# model with one request-path feature on. Version 2 is a copy of version 1, so every answer is the image model's.
+DRIFT_OFF = {"DRIFT_MAX_FEATURES": "0"}
+# key -> (label, repository, environment over the replica's)
+FEATURES: dict[str, tuple[str, Layout, dict[str, str]]] = {
+    "f-none": ("guard: 1 model x 1 version, drift off (baseline)", ONE, DRIFT_OFF),
+    "f-control": ("control: the baseline again (noise floor)", ONE, DRIFT_OFF),
+    "f-drift": ("guard: + drift counting", ONE, {}),
+    "f-repository": ("guard: + 2 models x 2 versions", TWO_BY_TWO, DRIFT_OFF),
+    "f-canary": ("guard: + canary 10 %", CANARY, DRIFT_OFF),
+    "f-shadow": ("guard: + shadow 100 %", SHADOW, DRIFT_OFF),
+    "f-reload": ("guard: 2 x 2, then reload cycles", TWO_BY_TWO, {**DRIFT_OFF, "MODEL_POLL_SECONDS": "0.5"}),
+    "f-xgboost": ("guard: an XGBoost model file instead (V2 tensor)", XGBOOST, DRIFT_OFF),
+}
+KINDS = {"f-xgboost": "boosted"}  # a row measured on another model kind than the image's forest
 
 
 @dataclass(frozen=True)

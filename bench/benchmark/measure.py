@@ -223,8 +223,8 @@ def plan(s: Settings, batching_on: bool = False) -> list[tuple[Group, str]]:
     """Every group with why it is left out ("" if measured: restricted to the chosen systems, at c=16 or the most;
     batching on vs off at each of ``BENCH_BATCH_CONCURRENCY``, where the server can turn it off)."""
     c_all, c_guard = (16 if 16 in levels else max(levels) for levels in (s.concurrency, s.feature_concurrency))
-    kinds = [  # "replicas" before "headline": (b) is stopped before the rounds it is not in
-        Group("replicas", "full stack vs one replica direct, CPU per request", "direct", ("stack",), c_all),
+    kinds = [  # "replicas" before "headline": (b-all) is stopped before the rounds it is not in
+        Group("replicas", "full stack vs one replica, same models, CPU per request", "direct-all", ("stack",), c_all),
         Group("headline", "full stack vs MLServer", "mlserver", ("stack",), c_all),
         Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), c_all),
         Group("boosted", "XGBoost model: stack vs MLServer", "mlserver-boosted", ("stack-boosted",), c_all),

@@ -11,8 +11,9 @@ from . import chart
 from .settings import BASELINE, BENCH_DIR, CONTROL
 
 SHORT = {"tutorial": "a) tutorial app", "direct": "b) 1 replica direct", "direct-nobatch": "b') 1 replica, "
-         "batching off", "stack": "c) full stack (nginx + 3)", "mlserver": "d) MLServer",
-         "stack-tabular": "c-t) full stack, penguins", "mlserver-tabular": "d-t) MLServer, penguins",
+         "batching off", "direct-all": "b-all) 1 replica, every feature on", "stack": "c) full stack (nginx + 3)",
+         "mlserver": "d) MLServer", "stack-tabular": "c-t) full stack, penguins", "mlserver-tabular": "d-t) MLServer, "
+         "penguins",
          "stack-boosted": "c-x) full stack, XGBoost", "mlserver-boosted": "d-x) MLServer, XGBoost"}  # fmt: skip
 ORDER = list(SHORT)
 GUARD = {"f-none": "baseline: 1 model x 1 version, drift off", "f-control": "control: the baseline again (noise floor)",
@@ -152,7 +153,7 @@ class Report:
         self.r, self.s, self.env = results, results.get("settings", {}), results.get("environment", {})
         self.conc, self.limit = self.s.get("concurrency", [1, 16, 64]), self.s.get("disturbed_cores", 0.3)
         self.keys = compared_keys(results)
-        self.stack, self.direct, self.tut = (runs_of(results, k) for k in ("stack", "direct", "tutorial"))
+        self.stack, self.direct, self.tut = (runs_of(results, k) for k in ("stack", "direct-all", "tutorial"))
 
     def markdown(self) -> str:
         warnings = self.warnings()
@@ -245,11 +246,11 @@ class Report:
                 f"{ratio_text(s_rps, t_rps)} | {ratio_text(s_p99, t_p99)} | {' | '.join(fmt(u, 0) for u in us)} |"
             )
         header = ("c: | nginx overhead: stack / direct req/s: | stack − direct p50: | stack − direct p99: | stack / "
-                  "tutorial req/s: | stack / tutorial p99: | CPU µs (b): | (c) replicas: | (c) nginx:")  # fmt: skip
+                  "tutorial req/s: | stack / tutorial p99: | CPU µs (b-all): | (c) replicas: | (c) nginx:")  # fmt: skip
         return ["## Ratios", "Against MLServer: *Model kinds*. CPU: cgroup time ÷ req/s in these single runs; the "
-                "verdicts: *Performance guard*.", table(header, rows), "*nginx overhead* compares (c) with (b), which "
-                "has the same total gunicorn workers and the same CPU the stack's replicas can use together: the "
-                "difference is nginx's hop (and the split into 3 replicas)."]  # fmt: skip
+                "verdicts: *Performance guard*.", table(header, rows), "*nginx overhead* compares (c) with (b-all): "
+                "one replica on the stack's repository and settings, with its total gunicorn workers and the CPU its "
+                "replicas can use together: the difference is nginx's hop (and the split into 3)."]  # fmt: skip
 
     def paired_section(self) -> list[str]:
         if not (groups := self.r.get("paired_rounds") or {}):
@@ -372,7 +373,7 @@ class Report:
         """CPU µs per request in the ``replicas`` rounds, medians: (b)'s, (c)'s replicas', (c)'s nginx's; per round,
         nginx's share of (c) and (c)'s replicas over (b), as (median, min, max). None without those rounds."""
         section = (self.r.get("paired_rounds") or {}).get("replicas") or {}
-        both = [(section.get("systems") or {}).get(key, {}).get("rounds", []) for key in ("direct", "stack")]
+        both = [(section.get("systems") or {}).get(key, {}).get("rounds", []) for key in ("direct-all", "stack")]
         rounds = [r for b, c in zip(*both, strict=False) if None not in (r := (cpu_us(b), cpu_us(c, "model"),
                                                                                  cpu_us(c, "nginx")))]  # fmt: skip
         if not rounds:
@@ -439,10 +440,9 @@ class Report:
                 "off), `SKLearnModel`; on the XGBoost model `XGBoostModel`, which answers its class index."
             )
         if tutorial := (systems.get("tutorial") or {}).get("settings", {}):
-            lines.append(
-                f"- (a) tutorial app (`bench/tutorial_app.py`): {tutorial.get('server')}; Flask "
-                f"{env.get('bench_packages', {}).get('Flask', '?')}, Python {env.get('bench_python', '?')}."
-            )
+            flask, python = env.get("bench_packages", {}).get("Flask", "?"), env.get("bench_python", "?")
+            server = tutorial.get("server")
+            lines.append(f"- (a) tutorial app (`bench/tutorial_app.py`): {server}; Flask {flask}, Python {python}.")
         if model := self.r.get("model", {}):
             lines.append(
                 f"- Model: {model.get('estimator')} {model.get('params')} from `{model.get('source')}` (sha256 "

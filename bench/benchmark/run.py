@@ -16,7 +16,7 @@ import psutil
 
 from harness.commands import Failed, run
 
-from .context import Context, log
+from .context import STACK_ROW, Context, log
 from .measure import Group, foreign_containers, measure, plan, run_group, stop
 from .settings import Settings, env_str
 from .systems import Direct, Guarded, MLServer, Stack, System, Tutorial
@@ -35,6 +35,7 @@ def systems_to_run(s: Settings, batching_on: bool) -> list[System]:
         "tutorial": Tutorial("tutorial", "a) tutorial app (Flask dev server)"),
         "mlserver": MLServer("mlserver", "d) MLServer 1.7.1 (sklearn runtime)"),
         "direct": Direct("direct", "b) model-server, 1 replica direct"),
+        "direct-all": Guarded("direct-all", row=STACK_ROW),
         "stack": Stack("stack", "c) full stack: nginx + 3 replicas"),
         "mlserver-tabular": MLServer("mlserver-tabular", "d-t) MLServer 1.7.1, penguins, pandas codec", "tabular"),
         "stack-tabular": Stack("stack-tabular", "c-t) full stack, penguins Pipeline, pandas codec", "tabular"),

@@ -15,8 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 # In the order they run: a kind's MLServer before its stack, each group's systems one after another.
-SystemKey = Literal["tutorial", "mlserver", "direct", "stack", "mlserver-tabular", "stack-tabular", "mlserver-boosted",
-                    "stack-boosted"]  # fmt: skip
+SystemKey = Literal["tutorial", "mlserver", "direct", "direct-all", "stack", "mlserver-tabular", "stack-tabular",
+                    "mlserver-boosted", "stack-boosted"]  # fmt: skip
 # The performance guard's rows (systems.Guarded); the second is the first again: the A/A control, the run's noise floor.
 Row = Literal["f-none", "f-control", "f-drift", "f-repository", "f-canary", "f-shadow", "f-reload", "f-xgboost"]
 SYSTEMS, FEATURE_ROWS = get_args(SystemKey), get_args(Row)
@@ -118,11 +118,9 @@ class Settings(BaseSettings):
     def _derive(self) -> Self:
         if CONTROL in self.features and BASELINE not in self.features:
             raise ValueError(f"BENCH_FEATURES: {CONTROL} is {BASELINE} again, compared with it; add {BASELINE}")
-        if self.round_warmup + self.round_duration > MAX_FREEZE_S:
-            raise ValueError(
-                f"BENCH_ROUND_WARMUP + BENCH_ROUND_DURATION = {self.round_warmup + self.round_duration} s: at most "
-                f"{MAX_FREEZE_S} s, the longest the other systems of a group may stay frozen (bench/README.md)"
-            )
+        if (total := self.round_warmup + self.round_duration) > MAX_FREEZE_S:
+            raise ValueError(f"BENCH_ROUND_WARMUP + BENCH_ROUND_DURATION = {total} s: at most {MAX_FREEZE_S} s, the "
+                             "longest the other systems of a group may stay frozen (bench/README.md)")  # fmt: skip
         cpus = os.cpu_count() or 1
         self.project = self.project or f"bench-{self.id}"
         self.direct_workers = self.direct_workers or self.replicas * self.workers_per_replica

@@ -24,7 +24,7 @@ from harness.commands import Failed, run
 from harness.docker import container_env, inspect
 from harness.waiting import wait_for
 
-from .context import CANARY, MODEL, ONE, SECOND, SHADOW, TWO_BY_TWO, XGBOOST, Context, Layout, Workload, log, readable
+from .context import FEATURES, KINDS, MODEL, SECOND, Context, Layout, Workload, log, readable
 from .settings import BENCH_DIR, MIB
 
 CGROUP = Path("/sys/fs/cgroup")
@@ -432,22 +432,7 @@ class Stack(System):
         self.containers, self.reached_at = [], None
 
 
-# The performance guard (bench/README.md): system (b) once per row, on a host repository built from the image's
-# model with one request-path feature on. Version 2 is a copy of version 1, so every answer is the image model's.
 RELOAD_WARM_CYCLES = 10  # reload cycles after which every worker holds its own copies
-DRIFT_OFF = {"DRIFT_MAX_FEATURES": "0"}
-# key -> (label, repository, environment over the replica's)
-FEATURES: dict[str, tuple[str, Layout, dict[str, str]]] = {
-    "f-none": ("guard: 1 model x 1 version, drift off (baseline)", ONE, DRIFT_OFF),
-    "f-control": ("control: the baseline again (noise floor)", ONE, DRIFT_OFF),
-    "f-drift": ("guard: + drift counting", ONE, {}),
-    "f-repository": ("guard: + 2 models x 2 versions", TWO_BY_TWO, DRIFT_OFF),
-    "f-canary": ("guard: + canary 10 %", CANARY, DRIFT_OFF),
-    "f-shadow": ("guard: + shadow 100 %", SHADOW, DRIFT_OFF),
-    "f-reload": ("guard: 2 x 2, then reload cycles", TWO_BY_TWO, {**DRIFT_OFF, "MODEL_POLL_SECONDS": "0.5"}),
-    "f-xgboost": ("guard: an XGBoost model file instead (V2 tensor)", XGBOOST, DRIFT_OFF),
-}
-KINDS = {"f-xgboost": "boosted"}  # a row measured on another model kind than the image's forest
 
 
 def reload_growth(warm_mib: float | None, last_mib: float | None, warm_cycles: int, cycles: int) -> dict[str, Any]:
@@ -465,10 +450,10 @@ def resident(memory: dict[str, Any]) -> float | None:  # the replica's, the figu
 
 
 class Guarded(Direct):
-    """System (b) on a host repository of its own, with one feature (or none) on."""
+    """System (b) on a host repository of its own, with one feature (or none) on, or ``row``'s (context.STACK_ROW)."""
 
-    def __init__(self, key: str, reload_cycles: int = 0) -> None:
-        label, layout, env = FEATURES[key]
+    def __init__(self, key: str, reload_cycles: int = 0, row: tuple[str, Layout, dict[str, str]] | None = None) -> None:
+        label, layout, env = row or FEATURES[key]
         super().__init__(key, label, env)
         self.layout, self.reload_cycles, self.kind = layout, reload_cycles, KINDS.get(key, "numeric")
         self.repository: Path | None = None

@@ -10,17 +10,19 @@ from bench.benchmark.context import (
     ALL_ON,
     BOOSTED,
     CANARY,
+    FEATURES,
     MODEL,
     ONE,
     SECOND,
     SHADOW,
+    STACK_ROW,
     TABULAR,
     TWO_BY_TWO,
     XGBOOST,
     Layout,
 )
 from bench.benchmark.settings import FEATURE_ROWS
-from bench.benchmark.systems import FEATURES, Guarded, reload_growth
+from bench.benchmark.systems import Guarded, reload_growth
 
 
 @pytest.fixture
@@ -83,6 +85,11 @@ def test_the_stack_serves_every_feature_on_each_kind_and_the_replicas_user_can_r
     for path in (root, *root.rglob("*")):
         assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
     assert not (SHADOW.build(tmp_path / "repo", sources) / SECOND).exists()  # rebuilt from scratch
+
+
+def test_one_replica_direct_serves_the_stacks_repository_with_the_stacks_settings_for_the_replicas_group() -> None:
+    same = Guarded("direct-all", row=STACK_ROW)
+    assert (same.key, same.layout, same.extra_env, same.kind) == ("direct-all", ALL_ON, {}, "numeric")  # drift on
 
 
 def test_reload_growth_is_measured_from_the_warm_cycle_to_the_last() -> None:

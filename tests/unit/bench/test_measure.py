@@ -117,10 +117,13 @@ def test_the_guard_rounds_rotate_and_reverse() -> None:
     ]
 
 
+REPLICAS_TITLE = "full stack vs one replica, same models, CPU per request"
+
+
 def test_every_group_by_default_at_16_connections() -> None:
     planned = plan(settings())[:5]  # then batching on vs off: below
     assert planned == [
-        (Group("replicas", "full stack vs one replica direct, CPU per request", "direct", ("stack",), 16), ""),
+        (Group("replicas", REPLICAS_TITLE, "direct-all", ("stack",), 16), ""),
         (Group("headline", "full stack vs MLServer", "mlserver", ("stack",), 16), ""),
         (Group("tabular", "penguins Pipeline: stack vs MLServer", "mlserver-tabular", ("stack-tabular",), 16), ""),
         (Group("boosted", "XGBoost model: stack vs MLServer", "mlserver-boosted", ("stack-boosted",), 16), ""),
@@ -143,7 +146,7 @@ def test_rounds_run_at_the_largest_concurrency_without_16_and_with_the_rows_chos
 def test_a_group_without_its_reference_or_anything_to_compare_is_skipped_with_a_note() -> None:
     planned = plan(settings(systems=["stack", "stack-boosted"], features=["f-drift", "f-canary"]))[:5]
     assert [(group.key, note) for group, note in planned] == [
-        ("replicas", "direct not in BENCH_SYSTEMS"),
+        ("replicas", "direct-all not in BENCH_SYSTEMS"),
         ("headline", "mlserver not in BENCH_SYSTEMS"),
         ("tabular", "mlserver-tabular not in BENCH_SYSTEMS"),
         ("boosted", "mlserver-boosted not in BENCH_SYSTEMS"),

@@ -12,7 +12,7 @@ from bench.benchmark.settings import Settings
 
 
 def events_of_a_run(monkeypatch: pytest.MonkeyPatch, failing: str = "") -> list[tuple[Any, ...]]:
-    s = Settings(systems=["tutorial", "mlserver", "direct", "stack"], features=[], batch_concurrency=[16])
+    s = Settings(systems=["tutorial", "mlserver", "direct", "direct-all", "stack"], features=[], batch_concurrency=[16])
     systems, groups = run.systems_to_run(s, True), [group for group, note in plan(s, True) if not note]
     events: list[tuple[Any, ...]] = []
 
@@ -41,10 +41,12 @@ def test_one_replica_direct_waits_for_the_stack_then_stops_before_the_rounds_it_
         ("measure", "direct", ["mlserver"]),
         ("measure", "direct-nobatch", ["direct", "mlserver"]),
         ("rounds", "batching-c16", ["direct", "direct-nobatch", "mlserver"]),
-        ("stop", "direct-nobatch"),  # (b) stays: the replicas group needs it
-        ("measure", "stack", ["direct", "mlserver"]),
-        ("rounds", "replicas", ["direct", "mlserver", "stack"]),
         ("stop", "direct"),
+        ("stop", "direct-nobatch"),
+        ("measure", "direct-all", ["mlserver"]),
+        ("measure", "stack", ["direct-all", "mlserver"]),
+        ("rounds", "replicas", ["direct-all", "mlserver", "stack"]),
+        ("stop", "direct-all"),  # before the rounds it is not in
         ("rounds", "headline", ["mlserver", "stack"]),
         ("stop", "mlserver"),
         ("stop", "stack"),

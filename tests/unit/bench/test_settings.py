@@ -18,7 +18,7 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     s = settings(monkeypatch, BENCH_ID="20260101-1")
     assert (s.duration, s.warmup, s.concurrency, s.wrk_threads, s.wrk_timeout) == (15, 5, [1, 16, 64], 1, 10)
     kinds = ["mlserver-tabular", "stack-tabular", "mlserver-boosted", "stack-boosted"]
-    assert s.systems == ["tutorial", "mlserver", "direct", "stack", *kinds]
+    assert s.systems == ["tutorial", "mlserver", "direct", "direct-all", "stack", *kinds]
     assert (s.replicas, s.workers, s.workers_per_replica, s.model_cpus, s.model_memory) == (3, None, 1, 1.0, "512M")
     assert (s.rate_limit, s.rate_burst, s.image) == ("100000r/s", "100000", "model-server:bench")
     assert s.batch_off_env == {"BATCH_MAX_ROWS": "0"}
