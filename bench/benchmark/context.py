@@ -68,7 +68,7 @@ ALL_ON = Layout(
     {**TWO_BY_TWO.configs, MODEL: EVERY_FEATURE, TABULAR: EVERY_FEATURE, BOOSTED: EVERY_FEATURE},
 )
 XGBOOST = Layout({MODEL: (1,), BOOSTED: (1,)})  # the guard's XGBoost row: the model beside the iris forest
-STACK_ROW = ("b-all) 1 replica direct, the stack's repository and settings", ALL_ON, {})  # (c)'s in one replica
+STACK_ROW = ("b-all) 1 replica direct, the stack's repository and settings", ALL_ON, {})  # the replicas group's
 # The performance guard (bench/README.md): system (b) once per row, on a host repository built from the image's
 # model with one request-path feature on. Version 2 is a copy of version 1, so every answer is the image model's.
 DRIFT_OFF = {"DRIFT_MAX_FEATURES": "0"}

@@ -356,8 +356,8 @@ class Report:
                 f"{share[0]:.1%} [{share[1]:.1%}–{share[2]:.1%}] of the stack's {total:,.0f} µs ({split['how']}; "
                 f"budget {NGINX_SHARE_BUDGET:.0%})",
                 f"{ok(over[0] <= REPLICAS_VS_DIRECT_BUDGET)} the stack's replicas: {split['replicas']:,.0f} µs of CPU "
-                f"per request against {split['direct']:,.0f} µs for one replica direct, {over[0]:+.0%} [{over[1]:+.0%} "
-                f"… {over[2]:+.0%}] ({split['how']}; target within +{REPLICAS_VS_DIRECT_BUDGET:.0%})",
+                f"per request against {split['direct']:,.0f} µs for one replica on the same models, {over[0]:+.0%} "
+                f"[{over[1]:+.0%} … {over[2]:+.0%}] ({split['how']}; target within +{REPLICAS_VS_DIRECT_BUDGET:.0%})",
             ]
         header = "row | req/s c=16: | change: | p50 c=1 ms: | change: | CPU µs/request c=16: | memory MiB (replica):"
         return [
@@ -370,8 +370,8 @@ class Report:
         ]
 
     def cpu_split(self) -> dict[str, Any] | None:
-        """CPU µs per request in the ``replicas`` rounds, medians: (b)'s, (c)'s replicas', (c)'s nginx's; per round,
-        nginx's share of (c) and (c)'s replicas over (b), as (median, min, max). None without those rounds."""
+        """CPU µs per request in the ``replicas`` rounds, medians: (b-all)'s, (c)'s replicas', (c)'s nginx's; per
+        round, nginx's share of (c) and (c)'s replicas over (b-all), as (median, min, max). None without them."""
         section = (self.r.get("paired_rounds") or {}).get("replicas") or {}
         both = [(section.get("systems") or {}).get(key, {}).get("rounds", []) for key in ("direct-all", "stack")]
         rounds = [r for b, c in zip(*both, strict=False) if None not in (r := (cpu_us(b), cpu_us(c, "model"),

@@ -279,8 +279,8 @@ def test_the_stacks_cpu_per_request_and_the_nginx_budget() -> None:
         "rounds at c=16; budget 10%)"
     ) in text
     assert (
-        "- ❌ the stack's replicas: 1,277 µs of CPU per request against 975 µs for one replica direct, +31% [+29% … "
-        "+33%] (median of 2 paired rounds at c=16; target within +10%)"
+        "- ❌ the stack's replicas: 1,277 µs of CPU per request against 975 µs for one replica on the same models, "
+        "+31% [+29% … +33%] (median of 2 paired rounds at c=16; target within +10%)"
     ) in text
     results = latest()
     del results["paired_rounds"]["replicas"]  # single runs give the table, not the verdicts
